@@ -1,0 +1,1 @@
+"""The ``ops-trigger`` command line: a thin front door over core."""

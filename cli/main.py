@@ -1,0 +1,246 @@
+"""``ops-trigger``: init, serve, mcp, worker, token, audit, export, import, cleanup.
+
+Every command takes ``--data-dir``. Core errors become one line on stderr and exit code 1.
+Commands that start a server import that server's entry point lazily, so ``ops-trigger mcp``
+never loads the gateway.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from core.config import Settings
+from core.errors import OpsError
+
+__all__ = ["main"]
+
+log = logging.getLogger("ops_trigger")
+
+
+class _Cli(click.Group):
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except OpsError as exc:
+            raise click.ClickException(f"{exc.code}: {exc.message}") from None
+
+
+def _settings(data_dir: Path | None) -> Settings:
+    try:
+        settings = Settings(data_dir=data_dir) if data_dir is not None else Settings()
+    except ValueError as exc:  # pydantic ValidationError is a ValueError
+        raise click.ClickException(f"invalid settings: {exc}") from None
+    return settings
+
+
+def _logging(verbose: bool = False) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+
+data_dir_option = click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Data directory (default: $OPS_DATA_DIR or ./.orch_data/ops).",
+)
+
+
+@click.group(cls=_Cli, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="ops-trigger")
+def cli() -> None:
+    """OPS Trigger: approval-gated multi-agent trigger."""
+
+
+@cli.command()
+@data_dir_option
+def init(data_dir: Path | None) -> None:
+    """Create the store, apply migrations and write first-start token files."""
+    from core.bootstrap import build_services, init_store
+
+    settings = _settings(data_dir)
+    changed = init_store(settings)
+    services = build_services(settings, migrate_schema=False)
+    try:
+        result = services.access.bootstrap()
+    finally:
+        services.close()
+    db = settings.db_url.removeprefix("sqlite:///")
+    if not changed and not result.created:
+        click.echo(f"Already initialised: {db} is up to date; nothing changed.")
+        for path in result.existing:
+            click.echo(f"  token file: {path}")
+        return
+    click.echo(f"Store ready: {db}" + (" (schema migrated)" if changed else ""))
+    for path in result.created:
+        click.echo(f"  wrote token file (mode 0600): {path}")
+
+
+@cli.command()
+@data_dir_option
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
+@click.option("--port", default=9325, show_default=True, type=click.IntRange(0, 65535))
+@click.option("--no-worker", is_flag=True, help="Do not run the embedded run worker.")
+def serve(data_dir: Path | None, host: str, port: int, no_worker: bool) -> None:
+    """Start the HTTP gateway (with the embedded run worker)."""
+    from gateway.server import serve as run_gateway
+
+    _logging()
+    run_gateway(_settings(data_dir), host=host, port=port, with_worker=not no_worker)
+
+
+@cli.command()
+@data_dir_option
+@click.option("--print-config", is_flag=True, help="Print client configuration JSON and exit.")
+def mcp(data_dir: Path | None, print_config: bool) -> None:
+    """Run the read-only MCP stdio server (spawned by MCP clients)."""
+    from mcp_server.main import main as run_mcp
+
+    run_mcp(_settings(data_dir), print_config=print_config)
+
+
+@cli.command()
+@data_dir_option
+@click.option("--worker-id", default=None, help="Name of this worker (default: host-pid).")
+def worker(data_dir: Path | None, worker_id: str | None) -> None:
+    """Run a standalone run worker until interrupted."""
+    from core.worker import run_standalone
+
+    _logging()
+    run_standalone(_settings(data_dir), worker_id=worker_id)
+
+
+@cli.group()
+def token() -> None:
+    """Manage named bearer tokens (stored as SHA-256)."""
+
+
+@token.command("create")
+@data_dir_option
+@click.option("--role", required=True, type=click.Choice(["actions", "operator", "admin"]))
+@click.option("--name", required=True, help="A unique name; audit entries show role:name.")
+def token_create(data_dir: Path | None, role: str, name: str) -> None:
+    """Create a token and print it once."""
+    from core.bootstrap import build_services
+    from core.models import Role
+
+    services = build_services(_settings(data_dir))
+    try:
+        info, value = services.access.create_token(role=Role(role), name=name, actor="cli:local")
+    finally:
+        services.close()
+    click.echo(value)
+    click.echo(f"Created {info.role.value} token '{info.name}'. It is shown only once.", err=True)
+
+
+@token.command("list")
+@data_dir_option
+def token_list(data_dir: Path | None) -> None:
+    """List tokens: name, role, created, last used (never the value)."""
+    from core.bootstrap import build_services
+
+    services = build_services(_settings(data_dir))
+    try:
+        items = services.access.list_tokens()
+    finally:
+        services.close()
+    click.echo(f"{'NAME':<24} {'ROLE':<9} {'CREATED':<28} {'LAST USED':<28} STATE")
+    for t in items:
+        state = "revoked" if t.revoked_at else "active"
+        click.echo(
+            f"{t.name:<24} {t.role.value:<9} {t.created_at:<28} {t.last_used_at or '-':<28} {state}"
+        )
+
+
+@token.command("revoke")
+@data_dir_option
+@click.argument("name")
+def token_revoke(data_dir: Path | None, name: str) -> None:
+    """Revoke a token by name."""
+    from core.bootstrap import build_services
+
+    services = build_services(_settings(data_dir))
+    try:
+        services.access.revoke_token(name=name, actor="cli:local")
+    finally:
+        services.close()
+    click.echo(f"Revoked token '{name}'.")
+
+
+@cli.group()
+def audit() -> None:
+    """Inspect the hash-chained audit log."""
+
+
+@audit.command("verify")
+@data_dir_option
+def audit_verify(data_dir: Path | None) -> None:
+    """Verify every link and hash of the audit chain."""
+    from core.bootstrap import build_services
+
+    services = build_services(_settings(data_dir))
+    try:
+        result = services.maintenance.verify_audit()
+    finally:
+        services.close()
+    if not result.ok:
+        raise click.ClickException(f"audit chain broken at {result.reason}")
+    click.echo(f"Audit chain ok: {result.entries} entries verified.")
+
+
+@cli.command("export")
+@data_dir_option
+@click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
+def export_cmd(data_dir: Path | None, directory: Path) -> None:
+    """Write the legacy file layout (provider keys redacted) to DIRECTORY."""
+    from core.bootstrap import build_services
+    from core.legacy import export_store
+
+    services = build_services(_settings(data_dir))
+    try:
+        counts = export_store(services, directory)
+    finally:
+        services.close()
+    click.echo(f"Exported to {directory}: " + ", ".join(f"{n} {k}" for k, n in counts.items()))
+
+
+@cli.command("import")
+@data_dir_option
+@click.argument("directory", type=click.Path(exists=True, file_okay=False, path_type=Path))
+def import_cmd(data_dir: Path | None, directory: Path) -> None:
+    """Read a legacy file layout (also from older orchestrators) into the store."""
+    from core.bootstrap import build_services
+    from core.legacy import import_store
+
+    services = build_services(_settings(data_dir))
+    try:
+        counts = import_store(services, directory, actor="cli:import")
+    finally:
+        services.close()
+    click.echo(f"Imported from {directory}: " + ", ".join(f"{n} {k}" for k, n in counts.items()))
+
+
+@cli.command()
+@data_dir_option
+def cleanup(data_dir: Path | None) -> None:
+    """Delete old rejected/error drafts and old finished runs (approved items are kept)."""
+    from core.bootstrap import build_services
+
+    services = build_services(_settings(data_dir))
+    try:
+        result = services.maintenance.cleanup(actor="cli:cleanup")
+    finally:
+        services.close()
+    click.echo(f"Deleted {result.drafts} drafts and {result.runs} runs.")
+
+
+def main() -> None:
+    cli(prog_name="ops-trigger")

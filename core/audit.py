@@ -1,0 +1,94 @@
+"""The hash-chained audit log: append in the caller's transaction, verify the whole chain."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from core.canonical import canonical_json, sha256_hex
+from core.models import AuditEntry
+from core.timeutil import now_ts
+
+__all__ = ["GENESIS", "AuditSink", "VerifyResult", "entry_hash", "record", "scrub", "verify_rows"]
+
+GENESIS = "0" * 64
+_SECRET_KEYS = ("api_key", "token", "secret", "password", "authorization")
+
+
+class AuditSink(Protocol):
+    def head(self) -> tuple[int, str] | None: ...
+    def add(self, entry: AuditEntry) -> None: ...
+
+
+def scrub(detail: dict[str, Any]) -> dict[str, Any]:
+    """Drop any key that could hold a secret, at any depth."""
+    clean: dict[str, Any] = {}
+    for key, value in detail.items():
+        if any(word in key.lower() for word in _SECRET_KEYS) and key.lower() != "api_key_set":
+            continue
+        clean[key] = scrub(value) if isinstance(value, dict) else value
+    return clean
+
+
+def entry_hash(fields: dict[str, Any]) -> str:
+    """SHA-256 over the canonical JSON of every field except ``hash`` itself."""
+    body = {
+        k: fields[k]
+        for k in ("seq", "ts", "actor", "action", "target", "outcome", "detail", "prev_hash")
+    }
+    return sha256_hex(canonical_json(body))
+
+
+def record(
+    sink: AuditSink,
+    *,
+    actor: str,
+    action: str,
+    target: str | None = None,
+    outcome: str = "ok",
+    detail: dict[str, Any] | None = None,
+) -> AuditEntry:
+    """Append one entry chained to the previous one, inside the caller's transaction."""
+    head = sink.head()
+    seq, prev = (head[0] + 1, head[1]) if head else (1, GENESIS)
+    fields: dict[str, Any] = {
+        "seq": seq,
+        "ts": now_ts(),
+        "actor": actor,
+        "action": action,
+        "target": target,
+        "outcome": outcome,
+        "detail": scrub(detail or {}),
+        "prev_hash": prev,
+    }
+    entry = AuditEntry(**fields, hash=entry_hash(fields))
+    sink.add(entry)
+    return entry
+
+
+@dataclass(frozen=True)
+class VerifyResult:
+    ok: bool
+    entries: int
+    bad_seq: int | None = None
+    reason: str | None = None
+
+
+def verify_rows(rows: Iterable[dict[str, Any]]) -> VerifyResult:
+    """Check every link and every hash; name the first entry that does not hold."""
+    prev = GENESIS
+    expected_seq = 1
+    count = 0
+    for row in rows:
+        count += 1
+        seq = row.get("seq")
+        if seq != expected_seq:
+            return VerifyResult(False, count, seq, f"entry {seq}: expected sequence {expected_seq}")
+        if row.get("prev_hash") != prev:
+            return VerifyResult(False, count, seq, f"entry {seq}: prev_hash does not link")
+        if entry_hash(row) != row.get("hash"):
+            return VerifyResult(False, count, seq, f"entry {seq}: hash does not match its content")
+        prev = str(row["hash"])
+        expected_seq += 1
+    return VerifyResult(True, count)

@@ -1,0 +1,98 @@
+"""Roles, the permission matrix of SPEC section 4, and token hashing.
+
+The matrix is the one table both front doors use: the gateway asks ``required_role`` for each
+route's action, and the route x role test walks it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+from enum import StrEnum
+
+from core.models import Config, Role
+
+__all__ = [
+    "MIN_TOKEN_LENGTH",
+    "Action",
+    "PERMISSIONS",
+    "Principal",
+    "generate_token",
+    "hash_token",
+    "required_role",
+    "tokens_equal",
+]
+
+MIN_TOKEN_LENGTH = 16
+
+
+class Action(StrEnum):
+    READ = "read"
+    APPROVE = "approve"
+    REJECT = "reject"
+    RUN_CREATE = "run.create"
+    RUN_CANCEL = "run.cancel"
+    DRAFT_WRITE = "draft.write"  # create, edit, generate
+    PLAN_WRITE = "plan.write"
+    CONFIG_WRITE = "config.write"
+    PROVIDER_READ = "provider.read"
+    PROVIDER_WRITE = "provider.write"
+    PROVIDER_HEALTH = "provider.health"
+    PROVIDER_MODELS = "provider.models"
+    AUDIT_READ = "audit.read"
+    TOKENS = "tokens"
+
+
+PERMISSIONS: dict[Action, Role] = {
+    Action.READ: Role.ACTIONS,
+    Action.APPROVE: Role.OPERATOR,
+    Action.REJECT: Role.OPERATOR,
+    Action.RUN_CREATE: Role.OPERATOR,
+    Action.RUN_CANCEL: Role.OPERATOR,
+    Action.PROVIDER_HEALTH: Role.OPERATOR,
+    Action.DRAFT_WRITE: Role.ADMIN,  # operator too when operator_can_generate
+    Action.PLAN_WRITE: Role.ADMIN,
+    Action.CONFIG_WRITE: Role.ADMIN,
+    Action.PROVIDER_READ: Role.ADMIN,
+    Action.PROVIDER_WRITE: Role.ADMIN,
+    Action.PROVIDER_MODELS: Role.ADMIN,
+    Action.AUDIT_READ: Role.ADMIN,
+    Action.TOKENS: Role.ADMIN,
+}
+
+
+def required_role(action: Action, config: Config | None = None) -> Role:
+    """The lowest role allowed to perform ``action`` under ``config``."""
+    if action is Action.DRAFT_WRITE and config is not None and config.operator_can_generate:
+        return Role.OPERATOR
+    return PERMISSIONS[action]
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """An authenticated caller: never holds the token itself."""
+
+    role: Role
+    name: str
+
+    @property
+    def actor(self) -> str:
+        return f"{self.role.value}:{self.name}"
+
+    def can(self, action: Action, config: Config | None = None) -> bool:
+        return self.role.includes(required_role(action, config))
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+def tokens_equal(a: str, b: str) -> bool:
+    return hmac.compare_digest(a, b)
+
+
+def generate_token(role: Role) -> str:
+    """A new random token; the role prefix helps people tell tokens apart."""
+    return f"ops_{role.value[:3]}_{secrets.token_urlsafe(32)}"

@@ -1,0 +1,78 @@
+"""The composition root: the one place that names concrete adapters."""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass, field
+
+from sqlalchemy.engine import Engine
+
+from core.config import Settings
+from core.events import EventBus
+from core.services.access import AccessService
+from core.services.approvals import ApprovalService
+from core.services.drafts import DraftService
+from core.services.maintenance import MaintenanceService
+from core.services.plan import PlanService
+from core.services.runs import RunService
+from core.services.settings import ConfigService, ProviderConfigService
+from core.storage import migrate
+from core.storage.engine import make_engine
+from core.storage.sql import SqlUnitOfWork
+
+__all__ = ["Services", "build_services", "init_store"]
+
+
+@dataclass
+class Services:
+    settings: Settings
+    engine: Engine
+    events: EventBus
+    plan: PlanService
+    drafts: DraftService
+    approvals: ApprovalService
+    runs: RunService
+    config: ConfigService
+    provider: ProviderConfigService
+    access: AccessService
+    maintenance: MaintenanceService
+    read_only: bool = False
+    extras: dict[str, object] = field(default_factory=dict)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+def init_store(settings: Settings) -> bool:
+    """Create the data directory and bring the schema up to date; True if anything changed."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    engine = make_engine(settings)
+    try:
+        return migrate.upgrade(engine)
+    finally:
+        engine.dispose()
+
+
+def build_services(
+    settings: Settings, *, read_only: bool = False, migrate_schema: bool = True
+) -> Services:
+    """Wire the services; a writer applies pending migrations first, a reader never writes."""
+    if not read_only and migrate_schema:
+        init_store(settings)
+    engine = make_engine(settings, read_only=read_only)
+    uow = functools.partial(SqlUnitOfWork, engine)
+    events = EventBus()
+    return Services(
+        settings=settings,
+        engine=engine,
+        events=events,
+        plan=PlanService(uow),
+        drafts=DraftService(uow),
+        approvals=ApprovalService(uow, events),
+        runs=RunService(uow, events),
+        config=ConfigService(uow),
+        provider=ProviderConfigService(uow),
+        access=AccessService(uow, settings),
+        maintenance=MaintenanceService(uow),
+        read_only=read_only,
+    )

@@ -1,0 +1,70 @@
+"""Settings from the environment and the command line, built at the edge and passed down."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["DEFAULT_DATA_DIR", "Settings"]
+
+DEFAULT_DATA_DIR = Path(".orch_data") / "ops"
+
+
+class Settings(BaseSettings):
+    """Process settings. Nothing is read until an instance is created."""
+
+    model_config = SettingsConfigDict(env_prefix="OPS_", extra="ignore", populate_by_name=True)
+
+    data_dir: Path = DEFAULT_DATA_DIR
+    database_url: str | None = None
+
+    admin_token: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("ORCH_TOKEN", "admin_token")
+    )
+    operator_token: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("ORCH_OPERATOR_TOKEN", "operator_token")
+    )
+    actions_token: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("ORCH_ACTIONS_TOKEN", "actions_token")
+    )
+
+    public_url: str = "http://127.0.0.1:9325"
+    cors_origins: str = ""
+
+    # Requests per minute per token, and failed authentications per minute per client address.
+    rate_limit_per_minute: int = Field(default=1200, ge=1)
+    auth_fail_limit_per_minute: int = Field(default=30, ge=1)
+
+    # Run worker: lease length, heartbeat, and the cross-process poll.
+    run_lease_s: float = Field(default=30.0, gt=0)
+    run_heartbeat_s: float = Field(default=5.0, gt=0)
+    worker_poll_s: float = Field(default=0.5, gt=0)
+    cleanup_interval_s: float = Field(default=3600.0, gt=0)
+
+    # MCP server: how often it looks for changes to the approved set.
+    mcp_watch_s: float = Field(default=1.0, gt=0)
+
+    @field_validator("data_dir")
+    @classmethod
+    def _expand(cls, value: Path) -> Path:
+        return value.expanduser()
+
+    @property
+    def db_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'ops.db').resolve()}"
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.db_url.startswith("sqlite")
+
+    @property
+    def tokens_dir(self) -> Path:
+        return self.data_dir / "tokens"
+
+    @property
+    def cors_origin_list(self) -> list[str]:
+        return [o.strip() for o in self.cors_origins.split(",") if o.strip()]

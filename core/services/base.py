@@ -1,0 +1,61 @@
+"""Shared helpers for the services."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from core.errors import InputValidationError, NotFoundError, PayloadTooLargeError
+from core.models import MAX_CONTENT_BYTES, MAX_CONTEXT_BYTES, Config, Plan
+from core.ports import UnitOfWork, UowFactory
+
+__all__ = ["Service", "check_content", "check_context", "load_config", "load_plan", "require"]
+
+PLAN_ID = "main"
+CONFIG_KEY = "config"
+PROVIDER_KEY = "provider"
+
+
+class Service:
+    def __init__(self, uow: UowFactory) -> None:
+        self._uow = uow
+
+
+def load_plan(uow: UnitOfWork) -> Plan:
+    plan: Plan | None = uow.plan.get(PLAN_ID)
+    return plan if plan is not None else Plan(id=PLAN_ID)
+
+
+def load_config(uow: UnitOfWork) -> Config:
+    stored = uow.kv.get(CONFIG_KEY)
+    return Config.model_validate(stored) if stored else Config()
+
+
+def require(item: Any, what: str, item_id: str) -> Any:
+    if item is None:
+        raise NotFoundError(f"{what} {item_id} not found", detail={"id": item_id})
+    return item
+
+
+def check_content(content: str) -> None:
+    size = len(content.encode("utf-8"))
+    if size > MAX_CONTENT_BYTES:
+        raise PayloadTooLargeError(
+            f"content is {size} bytes; the limit is {MAX_CONTENT_BYTES} bytes (256 KiB)"
+        )
+
+
+def check_context(context: dict[str, Any]) -> None:
+    try:
+        size = len(json.dumps(context, ensure_ascii=False).encode("utf-8"))
+    except (TypeError, ValueError):
+        raise InputValidationError("context must be a JSON object") from None
+    if size > MAX_CONTEXT_BYTES:
+        raise PayloadTooLargeError(f"context is {size} bytes; the limit is {MAX_CONTEXT_BYTES}")
+
+
+def check_task(plan: Plan, task_id: str | None) -> None:
+    if task_id is not None and plan.task(task_id) is None:
+        raise InputValidationError(
+            f"task_id '{task_id}' is not a task of the plan", detail={"task_id": task_id}
+        )

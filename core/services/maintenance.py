@@ -1,0 +1,80 @@
+"""Status report, audit reads and verification, and the cleanup pass."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from core import __version__, audit
+from core.audit import VerifyResult, verify_rows
+from core.models import AuditEntry, DraftStatus, Page, RunStatus, StatusReport
+from core.pagination import check_limit, decode_cursor, encode_cursor
+from core.services.base import PROVIDER_KEY, Service, load_config, load_plan
+from core.timeutil import ts_after
+
+__all__ = ["CleanupResult", "MaintenanceService"]
+
+WORKER_ALIVE_S = 30.0
+
+
+@dataclass(frozen=True)
+class CleanupResult:
+    drafts: int
+    runs: int
+    idempotency_keys: int
+
+
+class MaintenanceService(Service):
+    def status(self) -> StatusReport:
+        with self._uow() as uow:
+            drafts = {s.value: 0 for s in DraftStatus} | uow.drafts.count_by_status()
+            runs = {s.value: 0 for s in RunStatus} | uow.runs.count_by_status()
+            provider = uow.kv.get(PROVIDER_KEY) or {}
+            configured = bool(provider.get("active")) and provider.get("active") in provider.get(
+                "providers", {}
+            )
+            return StatusReport(
+                version=__version__,
+                drafts=drafts,
+                approved=uow.approved.count(),
+                runs=runs,
+                worker_alive=uow.workers.any_alive(since=ts_after(-WORKER_ALIVE_S)),
+                provider_configured=configured,
+                plan_revision=load_plan(uow).revision,
+            )
+
+    def audit_page(
+        self, *, limit: int | None = None, cursor: str | None = None
+    ) -> Page[AuditEntry]:
+        after = decode_cursor("au", cursor)
+        with self._uow() as uow:
+            items, last = uow.audit.list(after=after, limit=check_limit(limit))
+        return Page[AuditEntry](
+            items=items, next_cursor=encode_cursor("au", last) if last else None
+        )
+
+    def verify_audit(self) -> VerifyResult:
+        with self._uow() as uow:
+            return verify_rows(uow.audit.iter_all())
+
+    def cleanup(self, *, actor: str = "system:cleanup") -> CleanupResult:
+        """Delete rejected/error drafts after ``draft_ttl_days`` and terminal runs after
+        ``run_ttl_days``; approved items are kept."""
+        with self._uow(write=True) as uow:
+            config = load_config(uow)
+            drafts = uow.drafts.delete_stale(
+                statuses=(DraftStatus.REJECTED.value, DraftStatus.ERROR.value),
+                before=ts_after(-config.draft_ttl_days * 86_400),
+            )
+            runs = uow.runs.delete_finished(before=ts_after(-config.run_ttl_days * 86_400))
+            keys = uow.idempotency.purge(before=ts_after(-24 * 3600))
+            uow.workers.purge(before=ts_after(-86_400))
+            if drafts or runs:
+                audit.record(
+                    uow.audit,
+                    actor=actor,
+                    action="cleanup",
+                    target=None,
+                    detail={"drafts": drafts, "runs": runs},
+                )
+            uow.commit()
+        return CleanupResult(drafts=drafts, runs=runs, idempotency_keys=keys)

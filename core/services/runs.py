@@ -1,0 +1,360 @@
+"""Runs: created only from approved items, cancelled, read with their logs; plus the
+lifecycle the run worker drives (claim with a lease, heartbeat, finish, recover)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from core import audit
+from core.auth import Principal
+from core.canonical import sha256_hex
+from core.errors import ConflictStateError, InputValidationError, RunAlreadyActiveError
+from core.events import EventBus
+from core.ids import IdKind, new_id, validate_id
+from core.models import Approved, LogPage, Page, Run, RunStatus
+from core.pagination import check_limit, decode_cursor, encode_cursor
+from core.ports import UnitOfWork, UowFactory
+from core.services.base import Service, load_config, require
+from core.storage.sql import is_unique_violation
+from core.timeutil import now_ts, ts_after
+
+__all__ = ["Claim", "RunService", "insert_run"]
+
+IDEMPOTENCY_TTL_S = 24 * 3600
+MAX_LOG_PAGE = 1000
+MAX_LOG_MSG = 8000
+
+
+def insert_run(uow: UnitOfWork, *, approved: Approved, actor: Principal) -> Run:
+    """Insert a pending run for ``approved`` inside the caller's transaction."""
+    if uow.runs.active_for(approved.id) is not None:
+        raise RunAlreadyActiveError(
+            f"approved item {approved.id} already has a pending or running run",
+            detail={"approved_id": approved.id},
+        )
+    run = Run(
+        id=new_id(IdKind.RUN),
+        approved_id=approved.id,
+        content_sha256=approved.content_sha256,
+        status=RunStatus.PENDING,
+        executor="provider",
+        attempt=1,
+        created_at=now_ts(),
+        created_by=actor.actor,
+    )
+    uow.runs.add(run)
+    audit.record(
+        uow.audit,
+        actor=actor.actor,
+        action="run.create",
+        target=run.id,
+        detail={"approved_id": approved.id},
+    )
+    return run
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A run claimed by a worker, with the approved item it must execute."""
+
+    run: Run
+    approved: Approved
+
+
+class RunService(Service):
+    def __init__(self, uow: UowFactory, events: EventBus) -> None:
+        super().__init__(uow)
+        self._events = events
+
+    # --- operator-facing --------------------------------------------------------------
+
+    def get(self, *, run_id: str) -> Run:
+        validate_id(IdKind.RUN, run_id)
+        with self._uow() as uow:
+            return require(uow.runs.get(run_id), "run", run_id)  # type: ignore[no-any-return]
+
+    def list(
+        self,
+        *,
+        status: RunStatus | None = None,
+        approved_id: str | None = None,
+        limit: int | None = None,
+        cursor: str | None = None,
+    ) -> Page[Run]:
+        if approved_id is not None:
+            validate_id(IdKind.APPROVED, approved_id)
+        after = decode_cursor("r", cursor)
+        with self._uow() as uow:
+            items, last = uow.runs.list(
+                status=status.value if status else None,
+                approved_id=approved_id,
+                after=after,
+                limit=check_limit(limit),
+            )
+        return Page[Run](items=items, next_cursor=encode_cursor("r", last) if last else None)
+
+    def log(self, *, run_id: str, after: int = 0, limit: int | None = None) -> LogPage:
+        validate_id(IdKind.RUN, run_id)
+        if after < 0:
+            raise InputValidationError("after must be 0 or more")
+        size = 200 if limit is None else limit
+        if not 1 <= size <= MAX_LOG_PAGE:
+            raise InputValidationError(f"limit must be between 1 and {MAX_LOG_PAGE}")
+        with self._uow() as uow:
+            require(uow.runs.get(run_id), "run", run_id)
+            lines = uow.logs.page(run_id, after=after, limit=size + 1)
+        more = len(lines) > size
+        lines = lines[:size]
+        return LogPage(items=lines, next_after=lines[-1].seq if more and lines else None)
+
+    def tail(self, *, run_id: str, lines: int) -> list:  # type: ignore[type-arg]
+        validate_id(IdKind.RUN, run_id)
+        with self._uow() as uow:
+            require(uow.runs.get(run_id), "run", run_id)
+            return uow.logs.tail(run_id, lines=max(0, min(lines, MAX_LOG_PAGE)))  # type: ignore[no-any-return]
+
+    def create(
+        self, *, approved_id: str, actor: Principal, idempotency_key: str | None = None
+    ) -> tuple[Run, bool]:
+        """Create a run from an approved item; returns (run, created). A repeated
+        ``Idempotency-Key`` from the same caller within 24 h returns the first run."""
+        validate_id(IdKind.APPROVED, approved_id)
+        key_hash = request_hash = None
+        if idempotency_key is not None:
+            if not 1 <= len(idempotency_key) <= 255:
+                raise InputValidationError("Idempotency-Key must be 1-255 characters")
+            key_hash = sha256_hex(f"{actor.actor}\0{idempotency_key}")
+            request_hash = sha256_hex(approved_id)
+        with self._uow(write=True) as uow:
+            if key_hash is not None:
+                seen = uow.idempotency.get(key_hash, since=ts_after(-IDEMPOTENCY_TTL_S))
+                if seen is not None:
+                    run_id, seen_request = seen
+                    if seen_request != request_hash:
+                        raise InputValidationError(
+                            "this Idempotency-Key was used for another request"
+                        )
+                    previous = uow.runs.get(run_id)
+                    if previous is not None:
+                        return previous, False
+            approved: Approved = require(
+                uow.approved.get(approved_id), "approved item", approved_id
+            )
+            run = insert_run(uow, approved=approved, actor=actor)
+            if key_hash is not None and request_hash is not None:
+                uow.idempotency.put(
+                    key_hash, run_id=run.id, request_hash=request_hash, now=now_ts()
+                )
+            try:
+                uow.commit()
+            except Exception as exc:  # the store's unique index is the last word
+                if is_unique_violation(exc):
+                    raise RunAlreadyActiveError(
+                        f"approved item {approved_id} already has a pending or running run"
+                    ) from None
+                raise
+        self._events.publish("run.created", run.id)
+        return run, True
+
+    def cancel(self, *, run_id: str, actor: Principal) -> Run:
+        """A pending run is cancelled at once; a running one gets ``cancel_requested``."""
+        validate_id(IdKind.RUN, run_id)
+        with self._uow(write=True) as uow:
+            run: Run = require(uow.runs.get(run_id), "run", run_id)
+            if run.status.terminal:
+                raise ConflictStateError(
+                    f"run {run_id} is already {run.status.value}",
+                    detail={"status": run.status.value},
+                )
+            now = now_ts()
+            if run.status is RunStatus.PENDING:
+                uow.runs.set(
+                    run_id,
+                    only_status=(RunStatus.PENDING.value,),
+                    status=RunStatus.CANCELLED.value,
+                    cancel_requested=True,
+                    finished_at=now,
+                )
+            else:
+                uow.runs.set(run_id, only_status=(RunStatus.RUNNING.value,), cancel_requested=True)
+            uow.logs.append(run_id, ts=now, level="info", msg=f"cancel requested by {actor.actor}")
+            audit.record(
+                uow.audit,
+                actor=actor.actor,
+                action="run.cancel",
+                target=run_id,
+                detail={"status": run.status.value},
+            )
+            updated: Run = uow.runs.get(run_id)
+            uow.commit()
+        self._events.publish("run.cancel", run_id)
+        return updated
+
+    # --- worker-facing ------------------------------------------------------------------
+
+    def claim_next(self, *, worker_id: str, lease_s: float) -> Claim | None:
+        """Atomically move the oldest pending run to running under this worker's lease."""
+        with self._uow(write=True) as uow:
+            run_id = uow.runs.next_pending()
+            if run_id is None:
+                return None
+            now = now_ts()
+            claimed = uow.runs.set(
+                run_id,
+                only_status=(RunStatus.PENDING.value,),
+                status=RunStatus.RUNNING.value,
+                started_at=now,
+                lease_owner=worker_id,
+                lease_expires_at=ts_after(lease_s),
+            )
+            if not claimed:
+                return None
+            run: Run = uow.runs.get(run_id)
+            approved: Approved = uow.approved.get(run.approved_id)
+            uow.logs.append(
+                run_id, ts=now, level="info", msg=f"attempt {run.attempt} started by {worker_id}"
+            )
+            audit.record(
+                uow.audit,
+                actor=f"system:{worker_id}",
+                action="run.start",
+                target=run_id,
+                detail={"attempt": run.attempt},
+            )
+            uow.commit()
+        return Claim(run=run, approved=approved)
+
+    def heartbeat(self, *, run_ids: list[str], worker_id: str, lease_s: float) -> dict[str, bool]:
+        """Extend the leases this worker still holds; returns run id -> cancel requested.
+        A run missing from the answer is no longer this worker's (stop working on it)."""
+        with self._uow(write=True) as uow:
+            now = now_ts()
+            uow.workers.beat(worker_id, now=now)
+            flags = uow.runs.cancel_flags(run_ids)
+            held: dict[str, bool] = {}
+            for run_id, (status, cancel) in flags.items():
+                if status != RunStatus.RUNNING.value:
+                    continue
+                if uow.runs.set(
+                    run_id,
+                    only_status=(RunStatus.RUNNING.value,),
+                    owner=worker_id,
+                    lease_expires_at=ts_after(lease_s),
+                ):
+                    held[run_id] = cancel
+            uow.commit()
+        return held
+
+    def append_log(self, *, run_id: str, level: str, msg: str) -> int:
+        with self._uow(write=True) as uow:
+            seq: int = uow.logs.append(run_id, ts=now_ts(), level=level, msg=msg[:MAX_LOG_MSG])
+            uow.commit()
+        return seq
+
+    def finish(
+        self,
+        *,
+        run_id: str,
+        worker_id: str,
+        status: RunStatus,
+        output: str | None = None,
+        error: str | None = None,
+        usage: dict[str, object] | None = None,
+        log: str | None = None,
+    ) -> bool:
+        """End a run this worker holds. False if it was not (any more) this worker's: a
+        terminal run never changes status again."""
+        if not status.terminal:
+            raise ValueError("finish needs a terminal status")
+        with self._uow(write=True) as uow:
+            now = now_ts()
+            changed = uow.runs.set(
+                run_id,
+                only_status=(RunStatus.RUNNING.value,),
+                owner=worker_id,
+                status=status.value,
+                finished_at=now,
+                output=output,
+                error=error,
+                usage=usage,
+                lease_owner=None,
+                lease_expires_at=None,
+            )
+            if not changed:
+                return False
+            if log:
+                uow.logs.append(run_id, ts=now, level="error" if error else "info", msg=log)
+            audit.record(
+                uow.audit,
+                actor=f"system:{worker_id}",
+                action="run.finish",
+                target=run_id,
+                outcome="ok" if status is RunStatus.DONE else "error",
+                detail={"status": status.value},
+            )
+            uow.commit()
+        return True
+
+    def recover_expired(self) -> list[str]:
+        """Runs whose lease expired go back to pending (attempt + 1), or end ``error`` after
+        ``max_attempts`` (``cancelled`` if a cancel was requested). Returns their ids."""
+        with self._uow(write=True) as uow:
+            now = now_ts()
+            expired = uow.runs.expired(now)
+            if not expired:
+                return []
+            config = load_config(uow)
+            for run_id, attempt, cancel in expired:
+                running = (RunStatus.RUNNING.value,)
+                if cancel:
+                    status, msg = RunStatus.CANCELLED, "lease expired; cancel was requested"
+                    uow.runs.set(
+                        run_id,
+                        only_status=running,
+                        status=status.value,
+                        finished_at=now,
+                        lease_owner=None,
+                        lease_expires_at=None,
+                    )
+                elif attempt >= config.max_attempts:
+                    status = RunStatus.ERROR
+                    msg = f"lease expired on attempt {attempt} of {config.max_attempts}"
+                    uow.runs.set(
+                        run_id,
+                        only_status=running,
+                        status=status.value,
+                        finished_at=now,
+                        error=msg,
+                        lease_owner=None,
+                        lease_expires_at=None,
+                    )
+                else:
+                    status = RunStatus.PENDING
+                    msg = f"lease expired on attempt {attempt}; queued as attempt {attempt + 1}"
+                    uow.runs.set(
+                        run_id,
+                        only_status=running,
+                        status=status.value,
+                        attempt=attempt + 1,
+                        started_at=None,
+                        lease_owner=None,
+                        lease_expires_at=None,
+                    )
+                uow.logs.append(run_id, ts=now, level="warning", msg=msg)
+                audit.record(
+                    uow.audit,
+                    actor="system:worker",
+                    action="run.recover",
+                    target=run_id,
+                    detail={"status": status.value, "attempt": attempt},
+                )
+            uow.commit()
+        ids = [run_id for run_id, _, _ in expired]
+        for run_id in ids:
+            self._events.publish("run.created", run_id)
+        return ids
+
+    def worker_stopped(self, *, worker_id: str) -> None:
+        with self._uow(write=True) as uow:
+            uow.workers.remove(worker_id)
+            uow.commit()

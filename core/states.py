@@ -1,0 +1,55 @@
+"""Explicit transition tables for drafts and runs; an illegal move raises ``ConflictStateError``."""
+
+from __future__ import annotations
+
+from core.errors import ConflictStateError
+from core.models import DraftStatus, RunStatus
+
+__all__ = [
+    "DRAFT_EDITABLE",
+    "DRAFT_TRANSITIONS",
+    "RUN_ACTIVE",
+    "RUN_TRANSITIONS",
+    "check_draft_transition",
+    "check_run_transition",
+]
+
+DRAFT_TRANSITIONS: dict[DraftStatus, frozenset[DraftStatus]] = {
+    DraftStatus.DRAFT: frozenset({DraftStatus.APPROVED, DraftStatus.REJECTED, DraftStatus.ERROR}),
+    # An error draft can be fixed by an edit (back to draft), approved if it has content,
+    # or rejected.
+    DraftStatus.ERROR: frozenset({DraftStatus.DRAFT, DraftStatus.APPROVED, DraftStatus.REJECTED}),
+    DraftStatus.APPROVED: frozenset(),
+    DraftStatus.REJECTED: frozenset(),
+}
+
+DRAFT_EDITABLE = frozenset({DraftStatus.DRAFT, DraftStatus.ERROR})
+
+RUN_TRANSITIONS: dict[RunStatus, frozenset[RunStatus]] = {
+    RunStatus.PENDING: frozenset({RunStatus.RUNNING, RunStatus.CANCELLED, RunStatus.ERROR}),
+    # running -> pending only when a lease expires (attempt + 1).
+    RunStatus.RUNNING: frozenset(
+        {RunStatus.DONE, RunStatus.ERROR, RunStatus.CANCELLED, RunStatus.PENDING}
+    ),
+    RunStatus.DONE: frozenset(),
+    RunStatus.ERROR: frozenset(),
+    RunStatus.CANCELLED: frozenset(),
+}
+
+RUN_ACTIVE = frozenset({RunStatus.PENDING, RunStatus.RUNNING})
+
+
+def check_draft_transition(current: DraftStatus, target: DraftStatus) -> None:
+    if target not in DRAFT_TRANSITIONS[current]:
+        raise ConflictStateError(
+            f"a draft in status '{current.value}' cannot become '{target.value}'",
+            detail={"status": current.value, "target": target.value},
+        )
+
+
+def check_run_transition(current: RunStatus, target: RunStatus) -> None:
+    if target not in RUN_TRANSITIONS[current]:
+        raise ConflictStateError(
+            f"a run in status '{current.value}' cannot become '{target.value}'",
+            detail={"status": current.value, "target": target.value},
+        )

@@ -1,0 +1,78 @@
+"""Engines for the store: SQLite pragmas, explicit write transactions, read-only opening."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+
+from core.config import Settings
+from core.errors import StorageError
+
+__all__ = ["WRITE", "make_engine", "sqlite_path"]
+
+# Execution option that marks a connection as a writer: SQLite then takes the write lock at
+# BEGIN (BEGIN IMMEDIATE), so concurrent writers queue on the busy timeout instead of failing
+# when a read transaction tries to upgrade.
+WRITE = "ops_write"
+BUSY_TIMEOUT_MS = 15_000
+
+
+def sqlite_path(settings: Settings) -> Path | None:
+    url = sa.make_url(settings.db_url)
+    if url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:":
+        return None
+    return Path(url.database)
+
+
+def make_engine(settings: Settings, *, read_only: bool = False) -> Engine:
+    """Build the engine for ``settings``; ``read_only`` opens SQLite with ``mode=ro``."""
+    url = sa.make_url(settings.db_url)
+    if url.get_backend_name() != "sqlite":
+        return sa.create_engine(url, pool_pre_ping=True, future=True)
+    path = sqlite_path(settings)
+    if path is None:
+        raise StorageError("an in-memory SQLite database cannot be shared; use a file")
+    if read_only:
+        if not path.exists():
+            raise StorageError(
+                f"no store at {path}: run 'ops-trigger init' (or start the gateway) first"
+            )
+        uri = f"file:{path.as_posix()}?mode=ro"
+        engine = sa.create_engine(
+            "sqlite://",
+            creator=lambda: sqlite3.connect(uri, uri=True, check_same_thread=False),
+        )
+    else:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        engine = sa.create_engine(
+            f"sqlite:///{path.as_posix()}", connect_args={"check_same_thread": False}
+        )
+    _install_sqlite_hooks(engine, read_only=read_only)
+    return engine
+
+
+def _install_sqlite_hooks(engine: Engine, *, read_only: bool) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        # The driver must not open transactions on its own; ``_on_begin`` does it.
+        dbapi_conn.isolation_level = None
+        cur = dbapi_conn.cursor()
+        cur.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        cur.execute("PRAGMA foreign_keys = ON")
+        if read_only:
+            cur.execute("PRAGMA query_only = ON")
+        else:
+            cur.execute("PRAGMA journal_mode = WAL")
+            # Approvals are acknowledged only once they are on disk.
+            cur.execute("PRAGMA synchronous = FULL")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: sa.Connection) -> None:
+        write = conn.get_execution_options().get(WRITE, False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if write and not read_only else "BEGIN")

@@ -1,0 +1,43 @@
+"""Versioned schema migrations (Alembic), applied by ``init`` and on start."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config as AlembicConfig
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy.engine import Engine
+
+__all__ = ["current_revision", "head_revision", "upgrade"]
+
+_SCRIPTS = Path(__file__).with_name("migrations")
+
+
+def _config() -> AlembicConfig:
+    cfg = AlembicConfig()
+    cfg.set_main_option("script_location", str(_SCRIPTS))
+    return cfg
+
+
+def head_revision() -> str | None:
+    return ScriptDirectory.from_config(_config()).get_current_head()
+
+
+def current_revision(engine: Engine) -> str | None:
+    with engine.connect() as conn:
+        return MigrationContext.configure(conn).get_current_revision()
+
+
+def upgrade(engine: Engine) -> bool:
+    """Bring the schema to the newest version; return True if anything was applied."""
+    before = current_revision(engine)
+    if before == head_revision():
+        return False
+    cfg = _config()
+    with engine.connect() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "head")
+        conn.commit()
+    return True

@@ -1,0 +1,186 @@
+"""Every table on one ``MetaData``. Dialect-neutral: SQLite today, PostgreSQL later."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+__all__ = [
+    "approved",
+    "audit",
+    "drafts",
+    "idempotency",
+    "kv",
+    "metadata",
+    "plan",
+    "run_logs",
+    "runs",
+    "tokens",
+    "workers",
+]
+
+metadata = sa.MetaData()
+
+_ACTIVE = "status IN ('pending', 'running')"
+
+
+def _seq() -> sa.Column[int]:
+    # Integer primary keys order every list (newest first) and back the opaque cursors.
+    return sa.Column(
+        "seq",
+        sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+        primary_key=True,
+        autoincrement=True,
+    )
+
+
+plan = sa.Table(
+    "plan",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("title", sa.Text, nullable=False, default=""),
+    sa.Column("objective", sa.Text, nullable=False, default=""),
+    sa.Column("workspace", sa.Text, nullable=False, default=""),
+    sa.Column("constraints", sa.JSON, nullable=False),
+    sa.Column("tasks", sa.JSON, nullable=False),
+    sa.Column("revision", sa.Integer, nullable=False),
+    sa.Column("updated_at", sa.String(40)),
+)
+
+kv = sa.Table(
+    "kv",
+    metadata,
+    sa.Column("key", sa.String(64), primary_key=True),
+    sa.Column("value", sa.JSON, nullable=False),
+    sa.Column("revision", sa.Integer, nullable=False, default=1),
+    sa.Column("updated_at", sa.String(40), nullable=False),
+)
+
+drafts = sa.Table(
+    "drafts",
+    metadata,
+    _seq(),
+    sa.Column("id", sa.String(64), nullable=False, unique=True),
+    sa.Column("prompt", sa.Text, nullable=False),
+    sa.Column("content", sa.Text, nullable=False),
+    sa.Column("context", sa.JSON, nullable=False),
+    sa.Column("task_id", sa.String(64)),
+    sa.Column("scope", sa.JSON, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("revision", sa.Integer, nullable=False),
+    sa.Column("created_at", sa.String(40), nullable=False),
+    sa.Column("updated_at", sa.String(40), nullable=False),
+    sa.Column("created_by", sa.String(200), nullable=False),
+    sa.Column("generation", sa.JSON),
+    sa.Column("error", sa.Text),
+    sa.Column("rejected_reason", sa.Text),
+    sa.Index("ix_drafts_status_seq", "status", "seq"),
+    sa.Index("ix_drafts_task_seq", "task_id", "seq"),
+)
+
+approved = sa.Table(
+    "approved",
+    metadata,
+    _seq(),
+    sa.Column("id", sa.String(64), nullable=False, unique=True),
+    sa.Column("draft_id", sa.String(64), nullable=False, unique=True),
+    sa.Column("draft_revision", sa.Integer, nullable=False),
+    sa.Column("task_id", sa.String(64)),
+    sa.Column("prompt", sa.Text, nullable=False),
+    sa.Column("content", sa.Text, nullable=False),
+    sa.Column("context", sa.JSON, nullable=False),
+    sa.Column("scope", sa.JSON, nullable=False),
+    sa.Column("content_sha256", sa.String(64), nullable=False),
+    sa.Column("approved_at", sa.String(40), nullable=False),
+    sa.Column("approved_by", sa.String(200), nullable=False),
+    sa.Column("note", sa.Text),
+    sa.Index("ix_approved_task_seq", "task_id", "seq"),
+)
+
+runs = sa.Table(
+    "runs",
+    metadata,
+    _seq(),
+    sa.Column("id", sa.String(64), nullable=False, unique=True),
+    sa.Column("approved_id", sa.String(64), sa.ForeignKey("approved.id"), nullable=False),
+    sa.Column("content_sha256", sa.String(64), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("executor", sa.String(16), nullable=False),
+    sa.Column("attempt", sa.Integer, nullable=False),
+    sa.Column("created_at", sa.String(40), nullable=False),
+    sa.Column("created_by", sa.String(200), nullable=False),
+    sa.Column("started_at", sa.String(40)),
+    sa.Column("finished_at", sa.String(40)),
+    sa.Column("output", sa.Text),
+    sa.Column("error", sa.Text),
+    sa.Column("usage", sa.JSON),
+    sa.Column("cancel_requested", sa.Boolean, nullable=False, default=False),
+    sa.Column("lease_owner", sa.String(100)),
+    sa.Column("lease_expires_at", sa.String(40)),
+    sa.Column("log_seq", sa.Integer, nullable=False, default=0),
+    sa.Index("ix_runs_status_seq", "status", "seq"),
+    sa.Index("ix_runs_approved_seq", "approved_id", "seq"),
+    sa.Index("ix_runs_status_lease", "status", "lease_expires_at"),
+    # At most one pending or running run per approved item, enforced by the store.
+    sa.Index(
+        "ux_runs_one_active",
+        "approved_id",
+        unique=True,
+        sqlite_where=sa.text(_ACTIVE),
+        postgresql_where=sa.text(_ACTIVE),
+    ),
+)
+
+run_logs = sa.Table(
+    "run_logs",
+    metadata,
+    sa.Column(
+        "run_id", sa.String(64), sa.ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True
+    ),
+    sa.Column("seq", sa.Integer, primary_key=True),
+    sa.Column("ts", sa.String(40), nullable=False),
+    sa.Column("level", sa.String(16), nullable=False),
+    sa.Column("msg", sa.Text, nullable=False),
+)
+
+idempotency = sa.Table(
+    "idempotency",
+    metadata,
+    sa.Column("key_hash", sa.String(64), primary_key=True),
+    sa.Column("run_id", sa.String(64), nullable=False),
+    sa.Column("request_hash", sa.String(64), nullable=False),
+    sa.Column("created_at", sa.String(40), nullable=False),
+    sa.Index("ix_idempotency_created", "created_at"),
+)
+
+tokens = sa.Table(
+    "tokens",
+    metadata,
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("role", sa.String(16), nullable=False),
+    sa.Column("token_hash", sa.String(64), nullable=False, unique=True),
+    sa.Column("created_at", sa.String(40), nullable=False),
+    sa.Column("last_used_at", sa.String(40)),
+    sa.Column("revoked_at", sa.String(40)),
+)
+
+audit = sa.Table(
+    "audit",
+    metadata,
+    sa.Column("seq", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("ts", sa.String(40), nullable=False),
+    sa.Column("actor", sa.String(200), nullable=False),
+    sa.Column("action", sa.String(64), nullable=False),
+    sa.Column("target", sa.String(200)),
+    sa.Column("outcome", sa.String(16), nullable=False),
+    sa.Column("detail", sa.JSON, nullable=False),
+    sa.Column("prev_hash", sa.String(64), nullable=False),
+    sa.Column("hash", sa.String(64), nullable=False),
+)
+
+workers = sa.Table(
+    "workers",
+    metadata,
+    sa.Column("id", sa.String(100), primary_key=True),
+    sa.Column("started_at", sa.String(40), nullable=False),
+    sa.Column("heartbeat_at", sa.String(40), nullable=False),
+)
