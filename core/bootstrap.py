@@ -16,7 +16,6 @@ from core.services.maintenance import MaintenanceService
 from core.services.plan import PlanService
 from core.services.runs import RunService
 from core.services.settings import ConfigService, ProviderConfigService
-from core.storage import migrate
 from core.storage.engine import make_engine
 from core.storage.sql import SqlUnitOfWork
 
@@ -45,6 +44,8 @@ class Services:
 
 def init_store(settings: Settings) -> bool:
     """Create the data directory and bring the schema up to date; True if anything changed."""
+    from core.storage import migrate  # Alembic is only needed by writers
+
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     engine = make_engine(settings)
     try:
