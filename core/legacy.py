@@ -428,10 +428,13 @@ def _scope(value: Any) -> Scope:
     if value is None:
         return Scope()
     if isinstance(value, list):  # older orchestrators stored a bare list of globs
-        return Scope.model_validate({"files": value})
-    if isinstance(value, dict):
+        value = {"files": value}
+    if not isinstance(value, dict):
+        raise _BadFile(f"scope must be an object, got {type(value).__name__}")
+    try:
         return Scope.model_validate(value)
-    raise _BadFile(f"scope must be an object, got {type(value).__name__}")
+    except ValidationError as exc:
+        raise _BadFile(f"scope.{_first_error(exc)}") from None
 
 
 def _actor(data: dict[str, Any], key: str) -> str:
