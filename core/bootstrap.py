@@ -9,9 +9,11 @@ from sqlalchemy.engine import Engine
 
 from core.config import Settings
 from core.events import EventBus
+from core.provider import HttpxLlmProvider
 from core.services.access import AccessService
 from core.services.approvals import ApprovalService
 from core.services.drafts import DraftService
+from core.services.generation import GenerationService
 from core.services.maintenance import MaintenanceService
 from core.services.plan import PlanService
 from core.services.runs import RunService
@@ -35,6 +37,7 @@ class Services:
     provider: ProviderConfigService
     access: AccessService
     maintenance: MaintenanceService
+    generation: GenerationService
     read_only: bool = False
     extras: dict[str, object] = field(default_factory=dict)
 
@@ -63,17 +66,21 @@ def build_services(
     engine = make_engine(settings, read_only=read_only)
     uow = functools.partial(SqlUnitOfWork, engine)
     events = EventBus()
+    plan, drafts, provider = PlanService(uow), DraftService(uow), ProviderConfigService(uow)
     return Services(
         settings=settings,
         engine=engine,
         events=events,
-        plan=PlanService(uow),
-        drafts=DraftService(uow),
+        plan=plan,
+        drafts=drafts,
         approvals=ApprovalService(uow, events),
         runs=RunService(uow, events),
         config=ConfigService(uow),
-        provider=ProviderConfigService(uow),
+        provider=provider,
         access=AccessService(uow, settings),
         maintenance=MaintenanceService(uow),
+        generation=GenerationService(
+            plan=plan, drafts=drafts, providers=provider, llm=HttpxLlmProvider()
+        ),
         read_only=read_only,
     )

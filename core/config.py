@@ -42,6 +42,8 @@ class Settings(BaseSettings):
     run_heartbeat_s: float = Field(default=5.0, gt=0)
     worker_poll_s: float = Field(default=0.5, gt=0)
     cleanup_interval_s: float = Field(default=3600.0, gt=0)
+    # On a graceful stop, runs in flight get this long to finish before they are handed back.
+    worker_stop_grace_s: float = Field(default=10.0, ge=0)
 
     # MCP server: how often it looks for changes to the approved set.
     mcp_watch_s: float = Field(default=1.0, gt=0)

@@ -32,10 +32,19 @@ UowFactory = Callable[..., AbstractContextManager[UnitOfWork]]
 
 
 class Completion(Protocol):
-    text: str
-    model: str
-    usage: dict[str, Any] | None
-    latency_ms: int
+    """One chat completion as the services see it (read-only)."""
+
+    @property
+    def text(self) -> str: ...
+
+    @property
+    def model(self) -> str: ...
+
+    @property
+    def usage(self) -> dict[str, Any] | None: ...
+
+    @property
+    def latency_ms(self) -> int: ...
 
 
 class LlmProvider(Protocol):
@@ -45,4 +54,8 @@ class LlmProvider(Protocol):
         self, entry: ProviderEntry, messages: list[dict[str, str]]
     ) -> Completion: ...
 
-    async def list_models(self, entry: ProviderEntry) -> list[str]: ...
+    async def list_models(
+        self, entry: ProviderEntry, *, retries: int | None = None
+    ) -> list[str]: ...
+
+    async def aclose(self) -> None: ...

@@ -1,0 +1,325 @@
+"""The ``openai_compat`` LLM adapter over one pooled ``httpx.AsyncClient``.
+
+This is the only core module that imports httpx. Every httpx exception and every failed
+HTTP answer becomes a ``ProviderError`` in ``_translate``/``_status_error``, with its text
+redacted of the api key and of bearer values before anyone stores or shows it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import json
+import logging
+import os
+import random
+import re
+import time
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import httpx
+
+from core.errors import ProviderError
+from core.models import ProviderEntry
+
+__all__ = [
+    "Completion",
+    "HttpxLlmProvider",
+    "normalise_base_url",
+    "redact",
+]
+
+log = logging.getLogger(__name__)
+
+MAX_RETRY_AFTER_S = 30.0  # a provider asking for a longer pause gets this much, then a retry
+BACKOFF_BASE_S = 0.25
+BACKOFF_CAP_S = 8.0
+MAX_ERROR_BODY = 500
+CONNECT_TIMEOUT_CAP_S = 10.0
+REDACTED = "[redacted]"
+
+_BEARER = re.compile(r"(?i)\b(bearer\s+)[^\s\"',;]+")
+_KEY_FIELD = re.compile(
+    r"(?i)((?:api[_-]?key|x-api-key|authorization)[\"']?\s*[:=]\s*[\"']?)[^\s\"',;&]+"
+)
+_SK_TOKEN = re.compile(r"\bsk-[A-Za-z0-9_\-]{6,}")
+_USERINFO = re.compile(r"(https?://)[^/\s@]+@")
+
+
+@dataclass(frozen=True, slots=True)
+class Completion:
+    """One chat completion: the text, the model that answered, usage and latency."""
+
+    text: str
+    model: str
+    usage: dict[str, Any] | None
+    latency_ms: int
+
+
+def normalise_base_url(base_url: str) -> str:
+    """``http://h:1`` / ``http://h:1/`` / ``http://h:1/v1/`` all become ``http://h:1/v1``.
+
+    A base URL with another path (``https://host/api/openai``) is kept as given, minus the
+    trailing slash; a doubled ``/v1/v1`` collapses to one ``/v1``.
+    """
+    parts = urlsplit(base_url.strip())
+    path = re.sub(r"/+", "/", parts.path).rstrip("/")
+    while path.endswith("/v1/v1"):
+        path = path[: -len("/v1")]
+    if not path:
+        path = "/v1"
+    return urlunsplit((parts.scheme, parts.netloc, path, "", ""))
+
+
+def redact(text: str, secrets: list[str] | tuple[str, ...] = ()) -> str:
+    """Remove secrets from ``text``: the given keys (and long prefixes of them), bearer
+    values, ``api_key=…`` fields, ``sk-…`` tokens and credentials in URLs."""
+    for secret in secrets:
+        if not secret or len(secret) < 4:
+            continue
+        text = text.replace(secret, REDACTED)
+        if len(secret) >= 12:  # providers often echo a key's first characters
+            text = re.sub(re.escape(secret[:8]) + r"[^\s\"',;]*", REDACTED, text)
+    text = _BEARER.sub(lambda m: m.group(1) + REDACTED, text)
+    text = _KEY_FIELD.sub(lambda m: m.group(1) + REDACTED, text)
+    text = _SK_TOKEN.sub(REDACTED, text)
+    return _USERINFO.sub(lambda m: m.group(1) + REDACTED + "@", text)
+
+
+def _api_key(entry: ProviderEntry) -> str | None:
+    """The key for ``entry``: stored, or read from the named variable now (call time)."""
+    if entry.api_key:
+        return entry.api_key
+    if entry.api_key_env:
+        value = os.environ.get(entry.api_key_env)
+        if not value:
+            raise ProviderError(
+                f"environment variable {entry.api_key_env} (api_key_env) is not set",
+                detail={"api_key_env": entry.api_key_env},
+            )
+        return value
+    return None
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    """Seconds from a ``Retry-After`` header (delta seconds or an HTTP date), capped."""
+    value = response.headers.get("retry-after")
+    if not value:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return None
+        seconds = when.timestamp() - time.time()
+    return min(max(seconds, 0.0), MAX_RETRY_AFTER_S)
+
+
+def _backoff(attempt: int) -> float:
+    """Exponential backoff with jitter: 0.25 s, 0.5 s, 1 s … (each times 0.5-1.0), capped."""
+    base: float = min(BACKOFF_CAP_S, BACKOFF_BASE_S * 2.0**attempt)
+    return base * random.uniform(0.5, 1.0)
+
+
+def _retryable_transport_error(exc: httpx.TransportError) -> bool:
+    # Connect errors never reached the server, so a retry cannot execute anything twice.
+    return isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout))
+
+
+class _Call:
+    """The context of one adapter call, used to phrase and redact its errors."""
+
+    def __init__(self, entry: ProviderEntry, url: str, key: str | None) -> None:
+        self.entry = entry
+        self.url = redact(url)
+        self.secrets = (key,) if key else ()
+
+    def error(self, message: str, **detail: Any) -> ProviderError:
+        text = redact(message, self.secrets)
+        return ProviderError(text, detail={k: v for k, v in detail.items() if v is not None})
+
+    def translate(self, exc: httpx.HTTPError, attempts: int) -> ProviderError:
+        """The one place where httpx exceptions become ``ProviderError``."""
+        tries = f" (after {attempts} attempts)" if attempts > 1 else ""
+        if isinstance(exc, httpx.TimeoutException):
+            kind = "connecting" if isinstance(exc, httpx.ConnectTimeout) else "waiting"
+            return self.error(
+                f"provider timed out {kind} for {self.url} after {self.entry.timeout_s:g} s{tries}",
+                reason="timeout",
+            )
+        if isinstance(exc, httpx.ConnectError):
+            return self.error(
+                f"cannot connect to the provider at {self.url}: {exc}{tries}", reason="connect"
+            )
+        return self.error(
+            f"provider request to {self.url} failed: {type(exc).__name__}: {exc}{tries}",
+            reason="transport",
+        )
+
+    def status_error(self, response: httpx.Response, attempts: int) -> ProviderError:
+        tries = f" (after {attempts} attempts)" if attempts > 1 else ""
+        body = response.text.strip().replace("\n", " ")[:MAX_ERROR_BODY]
+        return self.error(
+            f"provider answered HTTP {response.status_code} for {self.url}{tries}"
+            + (f": {body}" if body else ""),
+            status=response.status_code,
+        )
+
+
+class HttpxLlmProvider:
+    """``LlmProvider`` for OpenAI-compatible servers (Ollama, vLLM, llama.cpp, OpenAI…).
+
+    Pass ``client`` (owned by the caller) or ``transport``; otherwise the adapter makes one
+    pooled client lazily on the running event loop and closes it in ``aclose``.
+    """
+
+    def __init__(
+        self,
+        client: httpx.AsyncClient | None = None,
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self._given = client
+        self._transport = transport
+        self._client: httpx.AsyncClient | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def _http(self) -> httpx.AsyncClient:
+        if self._given is not None:
+            return self._given
+        loop = asyncio.get_running_loop()
+        if self._client is None or self._client.is_closed or self._loop is not loop:
+            # A client's pooled connections belong to the loop that opened them.
+            self._client = httpx.AsyncClient(
+                transport=self._transport,
+                limits=httpx.Limits(max_connections=512, max_keepalive_connections=64),
+                follow_redirects=False,
+            )
+            self._loop = loop
+        return self._client
+
+    async def aclose(self) -> None:
+        """Close the pooled client this adapter made (a given client is the caller's)."""
+        client, self._client = self._client, None
+        if client is not None and not client.is_closed and self._loop is asyncio.get_running_loop():
+            await client.aclose()
+
+    async def complete(self, entry: ProviderEntry, messages: list[dict[str, str]]) -> Completion:
+        """One chat completion (``POST {base_url}/chat/completions``)."""
+        body: dict[str, Any] = {"model": entry.model, "messages": messages, "stream": False}
+        if entry.temperature is not None:
+            body["temperature"] = entry.temperature
+        started = time.monotonic()
+        response, call = await self._request(
+            entry, "POST", "/chat/completions", body, retries=entry.max_retries
+        )
+        latency_ms = int((time.monotonic() - started) * 1000)
+        data = _json(response, call)
+        try:
+            message = data["choices"][0]["message"]
+            text = message.get("content") or ""
+        except (KeyError, IndexError, TypeError, AttributeError):
+            raise call.error(
+                "provider answer has no choices[0].message: " + json.dumps(data)[:MAX_ERROR_BODY],
+                reason="bad_answer",
+            ) from None
+        if not isinstance(text, str):
+            raise call.error("provider answer content is not text", reason="bad_answer")
+        usage = data.get("usage")
+        model = data.get("model")
+        return Completion(
+            text=text,
+            model=model if isinstance(model, str) and model else entry.model,
+            usage=usage if isinstance(usage, dict) else None,
+            latency_ms=latency_ms,
+        )
+
+    async def list_models(self, entry: ProviderEntry, *, retries: int | None = None) -> list[str]:
+        """Model ids from ``GET {base_url}/models``."""
+        response, call = await self._request(
+            entry, "GET", "/models", None, retries=entry.max_retries if retries is None else retries
+        )
+        data = _json(response, call)
+        items = data.get("data") if isinstance(data, dict) else None
+        if items is None and isinstance(data, dict):
+            items = data.get("models")  # some servers answer {"models": [...]}
+        if not isinstance(items, list):
+            raise call.error("provider answer to /models has no data list", reason="bad_answer")
+        ids: list[str] = []
+        for item in items:
+            if isinstance(item, dict):
+                name = item.get("id") or item.get("name") or item.get("model")
+                if isinstance(name, str):
+                    ids.append(name)
+            elif isinstance(item, str):
+                ids.append(item)
+        return ids
+
+    async def _request(
+        self,
+        entry: ProviderEntry,
+        method: str,
+        path: str,
+        body: dict[str, Any] | None,
+        *,
+        retries: int,
+    ) -> tuple[httpx.Response, _Call]:
+        """Send with retries on connect errors, 429 and 5xx; a non-2xx answer raises."""
+        url = normalise_base_url(entry.base_url) + path
+        key = _api_key(entry)
+        call = _Call(entry, url, key)
+        headers = {"Accept": "application/json"}
+        if key:
+            headers["Authorization"] = f"Bearer {key}"
+        timeout = httpx.Timeout(
+            entry.timeout_s, connect=min(entry.timeout_s, CONNECT_TIMEOUT_CAP_S)
+        )
+        client = self._http()
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                response = await client.request(
+                    method, url, json=body, headers=headers, timeout=timeout
+                )
+            except httpx.TransportError as exc:
+                if _retryable_transport_error(exc) and attempt <= retries:
+                    delay = _backoff(attempt - 1)
+                    log.info(
+                        "provider connect failed (%s); retry in %.2f s", type(exc).__name__, delay
+                    )
+                    await asyncio.sleep(delay)
+                    continue
+                raise call.translate(exc, attempt) from None
+            except httpx.HTTPError as exc:
+                raise call.translate(exc, attempt) from None
+            if response.status_code == 429 or response.status_code >= 500:
+                if attempt <= retries:
+                    wait = _retry_after(response)
+                    delay = wait if wait is not None else _backoff(attempt - 1)
+                    log.info(
+                        "provider answered %s; retry %d/%d in %.2f s",
+                        response.status_code,
+                        attempt,
+                        retries,
+                        delay,
+                    )
+                    await asyncio.sleep(delay)
+                    continue
+            if response.is_success:
+                return response, call
+            raise call.status_error(response, attempt)
+
+
+def _json(response: httpx.Response, call: _Call) -> Any:
+    try:
+        return response.json()
+    except ValueError:
+        snippet = response.text.strip().replace("\n", " ")[:MAX_ERROR_BODY]
+        raise call.error(
+            f"provider answered invalid JSON: {snippet}", reason="bad_answer"
+        ) from None

@@ -1,0 +1,549 @@
+"""The run worker of SPEC section 9: the one execution authority.
+
+Inside a process it is event-driven: ``run.created`` (published after commit, from any
+thread) wakes the dispatch loop through ``call_soon_threadsafe``, so a new run is claimed at
+once when a slot is free. Across processes a short poll finds runs created elsewhere, and a
+cancel-flag poll (every ``CANCEL_POLL_S``) sees cancels made elsewhere.
+
+Per run the store sees three small write transactions: the claim (with its first log line),
+one log line before the provider call, and the finish. Leases of all runs in flight are
+extended in one heartbeat transaction. Every store call runs in a worker thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import os
+import secrets
+import signal
+import socket
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from anyio import to_thread
+
+import prompts
+from core.canonical import content_sha256
+from core.config import Settings
+from core.errors import ProviderError, StorageError
+from core.models import Approved, Config, Run, RunStatus
+from core.ports import Completion, LlmProvider
+from core.services.runs import Claim
+
+if TYPE_CHECKING:
+    from core.bootstrap import Services
+
+__all__ = ["RunWorker", "default_worker_id", "run_messages", "run_standalone"]
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+CANCEL_POLL_S = 0.3
+NOT_CONFIGURED = (
+    "PROVIDER_NOT_CONFIGURED: no active provider is configured; set one with PUT /ops/provider"
+)
+
+
+def default_worker_id() -> str:
+    """``<host>-<pid>-<random>``: unique per worker, readable in logs and the audit."""
+    host = socket.gethostname().split(".")[0][:60] or "host"
+    return f"{host}-{os.getpid()}-{secrets.token_hex(2)}"
+
+
+def run_messages(approved: Approved) -> list[dict[str, str]]:
+    """The chat messages of a run: the ``run_system`` template, then the approved item."""
+    system = prompts.render(
+        "run_system",
+        approved_id=approved.id,
+        content_sha256=approved.content_sha256,
+        files=", ".join(approved.scope.files) or "(any)",
+        agents=", ".join(approved.scope.agents) or "(any)",
+    )
+    user = (
+        f"Approved request:\n{approved.prompt}\n\nApproved content:\n{approved.content or '(none)'}"
+    )
+    return [{"role": "system", "content": system}, {"role": "user", "content": user}]
+
+
+@dataclass(eq=False)
+class _Job:
+    """A claimed run in flight."""
+
+    run: Run
+    approved: Approved
+    timeout_s: float
+    task: asyncio.Task[None] | None = None
+    stop: asyncio.Event = field(default_factory=asyncio.Event)
+    reason: str | None = None  # "cancel", "lost" (lease gone) or "stop" (worker stopping)
+    finished: bool = False
+
+    def abort(self, reason: str) -> None:
+        if self.reason is None:
+            self.reason = reason
+        self.stop.set()
+
+
+class RunWorker:
+    """Claims pending runs and executes them through the active provider."""
+
+    def __init__(
+        self,
+        services: Services,
+        *,
+        worker_id: str | None = None,
+        llm: LlmProvider | None = None,
+    ) -> None:
+        self._services = services
+        self._settings: Settings = services.settings
+        self._llm: LlmProvider = llm if llm is not None else services.generation.llm
+        self.worker_id = worker_id or default_worker_id()
+        self.ready = threading.Event()  # set once registered and recovered
+        self._config = Config()
+        self._jobs: dict[str, _Job] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread_id: int | None = None
+        self._wake: asyncio.Event | None = None
+        self._stopping = False
+
+    # --- control -------------------------------------------------------------------------
+
+    @property
+    def stopping(self) -> bool:
+        return self._stopping
+
+    @property
+    def active_runs(self) -> list[str]:
+        """Ids of the runs this worker is executing now."""
+        return list(self._jobs)
+
+    @property
+    def heartbeat_s(self) -> float:
+        # Several beats per lease, whatever the settings say, so a live worker keeps its runs.
+        return min(self._settings.run_heartbeat_s, self._settings.run_lease_s / 3)
+
+    def stop(self) -> None:
+        """Stop claiming; runs in flight get ``worker_stop_grace_s`` to finish. Thread-safe."""
+        loop = self._loop
+        if loop is None or threading.get_ident() == self._thread_id:
+            self._request_stop()
+            return
+        try:
+            loop.call_soon_threadsafe(self._request_stop)
+        except RuntimeError:  # the loop is already closed: nothing left to stop
+            self._stopping = True
+
+    def _request_stop(self) -> None:
+        self._stopping = True
+        if self._wake is not None:
+            self._wake.set()
+
+    def _on_event(self, event: str, target: str) -> None:
+        """EventBus listener; may run on any thread."""
+        loop = self._loop
+        if loop is None:
+            return
+        try:
+            loop.call_soon_threadsafe(self._handle_event, event, target)
+        except RuntimeError:  # loop closed
+            pass
+
+    def _handle_event(self, event: str, target: str) -> None:
+        if event == "run.created":
+            if self._wake is not None:
+                self._wake.set()
+        elif event == "run.cancel":
+            job = self._jobs.get(target)
+            if job is not None:
+                job.abort("cancel")
+
+    # --- main loop -----------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Work until ``stop()`` or cancellation; runs still in flight are handed back."""
+        if self._loop is not None:
+            raise RuntimeError("this worker is already running")
+        self._loop = asyncio.get_running_loop()
+        self._thread_id = threading.get_ident()
+        self._wake = asyncio.Event()
+        unsubscribe = self._services.events.subscribe(self._on_event)
+        background: list[asyncio.Task[None]] = []
+        try:
+            await self._start()
+            background = [
+                asyncio.create_task(self._heartbeat_loop(), name="worker heartbeat"),
+                asyncio.create_task(self._cancel_poll_loop(), name="worker cancel poll"),
+                asyncio.create_task(self._cleanup_loop(), name="worker cleanup"),
+            ]
+            await self._dispatch_loop()
+            await self._drain()
+        finally:
+            unsubscribe()
+            for task in background:
+                task.cancel()
+            await asyncio.gather(*background, return_exceptions=True)
+            await self._abandon()
+            try:
+                await self._db(self._services.runs.worker_stopped, worker_id=self.worker_id)
+            except Exception:
+                log.exception("could not remove worker %s from the registry", self.worker_id)
+            await self._llm.aclose()
+            self.ready.clear()
+            self._loop = None
+            log.info("worker %s stopped", self.worker_id)
+
+    async def _db(self, fn: Callable[..., T], /, **kwargs: Any) -> T:
+        """Run a store call in a worker thread (never on the event loop)."""
+        return await to_thread.run_sync(functools.partial(fn, **kwargs))
+
+    async def _start(self) -> None:
+        await self._db(
+            self._services.runs.heartbeat,
+            run_ids=[],
+            worker_id=self.worker_id,
+            lease_s=self._settings.run_lease_s,
+        )
+        recovered = await self._db(self._services.runs.recover_expired)
+        if recovered:
+            log.info("recovered %d runs left by dead workers: %s", len(recovered), recovered)
+        self.ready.set()
+        log.info(
+            "worker %s started (lease %.1f s, heartbeat %.1f s, poll %.1f s)",
+            self.worker_id,
+            self._settings.run_lease_s,
+            self.heartbeat_s,
+            self._settings.worker_poll_s,
+        )
+
+    async def _dispatch_loop(self) -> None:
+        assert self._wake is not None
+        poll_s = self._settings.worker_poll_s
+        while not self._stopping:
+            self._wake.clear()
+            try:
+                await self._fill_slots()
+            except Exception:
+                log.exception("worker %s: claiming runs failed", self.worker_id)
+            if self._stopping:
+                break
+            try:
+                await asyncio.wait_for(self._wake.wait(), timeout=poll_s)
+            except TimeoutError:
+                pass
+
+    def _snapshot(self) -> tuple[Config, bool]:
+        """Config (read every loop, so changes apply at once) and whether work is waiting."""
+        config = self._services.config.get()
+        if len(self._jobs) >= config.max_concurrent_runs:
+            return config, False
+        waiting = self._services.runs.list(status=RunStatus.PENDING, limit=1).items
+        return config, bool(waiting)
+
+    async def _fill_slots(self) -> None:
+        config, waiting = await to_thread.run_sync(self._snapshot)
+        self._config = config
+        if not waiting:
+            return
+        while not self._stopping and len(self._jobs) < self._config.max_concurrent_runs:
+            claim: Claim | None = await self._db(
+                self._services.runs.claim_next,
+                worker_id=self.worker_id,
+                lease_s=self._settings.run_lease_s,
+            )
+            if claim is None:
+                return
+            self._start_job(claim)
+
+    def _start_job(self, claim: Claim) -> None:
+        job = _Job(run=claim.run, approved=claim.approved, timeout_s=self._config.run_timeout_s)
+        self._jobs[claim.run.id] = job
+        job.task = asyncio.create_task(self._execute(job), name=f"run {claim.run.id}")
+
+    async def _drain(self) -> None:
+        tasks = [job.task for job in self._jobs.values() if job.task is not None]
+        if not tasks:
+            return
+        grace = self._settings.worker_stop_grace_s
+        log.info("waiting up to %.0f s for %d runs in flight", grace, len(tasks))
+        await asyncio.wait(tasks, timeout=grace)
+
+    async def _abandon(self) -> None:
+        """Abort runs still in flight and hand them back (lease expired now, so they are
+        queued again with ``attempt + 1``, or end after ``max_attempts``)."""
+        jobs = list(self._jobs.values())
+        if not jobs:
+            return
+        for job in jobs:
+            job.abort("stop")
+        await asyncio.gather(*(j.task for j in jobs if j.task is not None), return_exceptions=True)
+        unfinished = [job.run.id for job in jobs if not job.finished]
+        if not unfinished:
+            return
+        log.warning("handing back %d runs in flight: %s", len(unfinished), unfinished)
+        try:
+            await self._db(
+                self._services.runs.heartbeat,
+                run_ids=unfinished,
+                worker_id=self.worker_id,
+                lease_s=0,
+            )
+            await self._db(self._services.runs.recover_expired)
+        except Exception:
+            log.exception("could not hand back runs %s; their leases will expire", unfinished)
+
+    # --- periodic passes -----------------------------------------------------------------
+
+    async def _heartbeat_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.heartbeat_s)
+            ids = list(self._jobs)
+            try:
+                held = await self._db(
+                    self._services.runs.heartbeat,
+                    run_ids=ids,
+                    worker_id=self.worker_id,
+                    lease_s=self._settings.run_lease_s,
+                )
+            except Exception:
+                log.exception("worker %s: heartbeat failed", self.worker_id)
+                continue
+            for run_id in ids:
+                job = self._jobs.get(run_id)
+                if job is None:
+                    continue
+                if run_id not in held:
+                    if not job.finished:
+                        log.warning("run %s is no longer held by %s", run_id, self.worker_id)
+                    job.abort("lost")
+                elif held[run_id]:
+                    job.abort("cancel")
+            try:
+                await self._db(self._services.runs.recover_expired)
+            except Exception:
+                log.exception("worker %s: recovering expired runs failed", self.worker_id)
+
+    def _cancel_flags(self, wanted: set[str]) -> set[str]:
+        """Ids in ``wanted`` whose cancel was requested (one read per 200 running runs)."""
+        found: set[str] = set()
+        seen = 0
+        cursor: str | None = None
+        while True:
+            page = self._services.runs.list(status=RunStatus.RUNNING, limit=200, cursor=cursor)
+            for run in page.items:
+                if run.id in wanted:
+                    seen += 1
+                    if run.cancel_requested:
+                        found.add(run.id)
+            cursor = page.next_cursor
+            if cursor is None or seen >= len(wanted):
+                return found
+
+    async def _cancel_poll_loop(self) -> None:
+        while True:
+            await asyncio.sleep(CANCEL_POLL_S)
+            wanted = {run_id for run_id, job in self._jobs.items() if job.reason is None}
+            if not wanted:
+                continue
+            try:
+                cancelled = await to_thread.run_sync(self._cancel_flags, wanted)
+            except Exception:
+                log.exception("worker %s: cancel poll failed", self.worker_id)
+                continue
+            for run_id in cancelled:
+                job = self._jobs.get(run_id)
+                if job is not None:
+                    job.abort("cancel")
+
+    async def _cleanup_loop(self) -> None:
+        while True:
+            try:
+                result = await self._db(self._services.maintenance.cleanup)
+                if result.drafts or result.runs:
+                    log.info("cleanup deleted %d drafts and %d runs", result.drafts, result.runs)
+            except Exception:
+                log.exception("cleanup pass failed")
+            await asyncio.sleep(self._settings.cleanup_interval_s)
+
+    # --- one run -------------------------------------------------------------------------
+
+    async def _execute(self, job: _Job) -> None:
+        try:
+            await self._attempt(job)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.exception("run %s failed inside the worker", job.run.id)
+            if not job.finished and job.reason is None:
+                await self._finish(
+                    job, RunStatus.ERROR, error=f"worker failure: {type(exc).__name__}: {exc}"
+                )
+        finally:
+            self._jobs.pop(job.run.id, None)
+            if self._wake is not None:
+                self._wake.set()  # a slot is free
+
+    async def _attempt(self, job: _Job) -> None:
+        run, approved = job.run, job.approved
+        actual = content_sha256(
+            prompt=approved.prompt,
+            content=approved.content,
+            scope=approved.scope.model_dump(mode="json"),
+        )
+        if actual != run.content_sha256 or approved.content_sha256 != run.content_sha256:
+            msg = (
+                f"content_sha256 mismatch: approved item {approved.id} hashes to {actual}, "
+                f"but the run was created for {run.content_sha256}; not executed"
+            )
+            log.error("run %s: %s", run.id, msg)
+            await self._finish(job, RunStatus.ERROR, error=msg, line=msg)
+            return
+        providers = await to_thread.run_sync(self._services.provider.load)
+        active = providers.active_entry()
+        if active is None:
+            await self._finish(job, RunStatus.ERROR, error=NOT_CONFIGURED, line=NOT_CONFIGURED)
+            return
+        name, entry = active
+        note = asyncio.create_task(
+            self._db(
+                self._services.runs.append_log,
+                run_id=run.id,
+                level="info",
+                msg=f"calling provider {name} (model {entry.model}); "
+                f"run_timeout_s {job.timeout_s:g}",
+            )
+        )
+        call = asyncio.create_task(self._llm.complete(entry, run_messages(approved)))
+        stopper = asyncio.create_task(job.stop.wait())
+        try:
+            done, _ = await asyncio.wait(
+                {call, stopper}, timeout=job.timeout_s, return_when=asyncio.FIRST_COMPLETED
+            )
+        finally:
+            stopper.cancel()
+            if not call.done():
+                call.cancel()  # aborts the HTTP request: the provider sees the hang-up
+            await asyncio.gather(call, stopper, return_exceptions=True)
+            await asyncio.gather(note, return_exceptions=True)
+        if call in done:
+            exc = call.exception()
+            if exc is None:
+                await self._done(job, name, call.result())
+            elif isinstance(exc, ProviderError):
+                error = f"PROVIDER_ERROR: {exc.message}"
+                await self._finish(job, RunStatus.ERROR, error=error, line=error)
+            else:
+                raise exc
+        elif job.reason == "cancel":
+            await self._finish(
+                job, RunStatus.CANCELLED, line="cancelled on request; provider call aborted"
+            )
+        elif job.reason == "lost":
+            log.warning("run %s: lease lost; result dropped", run.id)
+        elif job.reason == "stop":
+            log.info("run %s: aborted because the worker is stopping", run.id)
+        else:
+            error = (
+                f"run timed out after {job.timeout_s:g} s (run_timeout_s); provider call aborted"
+            )
+            await self._finish(job, RunStatus.ERROR, error=error, line=error)
+
+    async def _done(self, job: _Job, provider: str, completion: Completion) -> None:
+        usage: dict[str, object] = dict(completion.usage or {})
+        usage.update(provider=provider, model=completion.model, latency_ms=completion.latency_ms)
+        tokens = usage.get("total_tokens")
+        await self._finish(
+            job,
+            RunStatus.DONE,
+            output=completion.text,
+            usage=usage,
+            line=f"done: model {completion.model} answered in {completion.latency_ms} ms"
+            + (f", {tokens} tokens" if tokens is not None else ""),
+        )
+
+    async def _finish(
+        self,
+        job: _Job,
+        status: RunStatus,
+        *,
+        output: str | None = None,
+        error: str | None = None,
+        usage: dict[str, object] | None = None,
+        line: str | None = None,
+    ) -> None:
+        job.finished = True
+        for attempt in range(3):
+            try:
+                ours = await self._db(
+                    self._services.runs.finish,
+                    run_id=job.run.id,
+                    worker_id=self.worker_id,
+                    status=status,
+                    output=output,
+                    error=error,
+                    usage=usage,
+                    log=line,
+                )
+                break
+            except StorageError:
+                if attempt == 2:
+                    raise
+                await asyncio.sleep(0.2 * (attempt + 1))
+        if not ours:
+            log.warning(
+                "run %s was no longer held by %s; result dropped", job.run.id, self.worker_id
+            )
+
+
+def _forward_signal(
+    loop: asyncio.AbstractEventLoop, handler: Callable[[str], None], signum: int, _frame: object
+) -> None:
+    loop.call_soon_threadsafe(handler, signal.Signals(signum).name)
+
+
+def run_standalone(settings: Settings, *, worker_id: str | None = None) -> None:
+    """``ops-trigger worker``: run until SIGINT/SIGTERM (a second one aborts at once)."""
+    from core.bootstrap import build_services
+
+    services = build_services(settings)
+    worker = RunWorker(services, worker_id=worker_id)
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        task = asyncio.current_task()
+
+        def on_signal(name: str) -> None:
+            if worker.stopping:
+                log.warning("%s again: aborting runs in flight", name)
+                if task is not None:
+                    task.cancel()
+                return
+            log.info(
+                "%s: finishing runs in flight (up to %.0f s); send it again to abort",
+                name,
+                settings.worker_stop_grace_s,
+            )
+            worker.stop()
+
+        installed: list[signal.Signals] = []
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                loop.add_signal_handler(sig, on_signal, sig.name)
+                installed.append(sig)
+            except (NotImplementedError, RuntimeError):  # e.g. Windows event loops
+                signal.signal(sig, functools.partial(_forward_signal, loop, on_signal))
+        try:
+            await worker.run()
+        except asyncio.CancelledError:
+            pass  # the second signal: run() already handed its runs back
+        finally:
+            for sig in installed:
+                loop.remove_signal_handler(sig)
+
+    try:
+        asyncio.run(main())
+    finally:
+        services.close()
