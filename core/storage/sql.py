@@ -6,6 +6,7 @@ translated into core errors at this boundary.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Iterator, Mapping
 from types import TracebackType
@@ -374,8 +375,18 @@ class AuditRepo(_Repo):
 
     def iter_all(self) -> Iterator[dict[str, Any]]:
         """Raw rows in order, as stored (verification must see exactly what is on disk)."""
-        for row in self.conn.execute(sa.select(t.audit).order_by(t.audit.c.seq)):
-            yield dict(row._mapping)
+        # ``detail`` is read as text and decoded here: a hand-edited row that is not JSON must
+        # fail verification as that entry, not abort the whole read.
+        raw = sa.type_coerce(t.audit.c.detail, sa.Text).label("detail")
+        cols = [c for c in t.audit.c if c.name != "detail"] + [raw]
+        for row in self.conn.execute(sa.select(*cols).order_by(t.audit.c.seq)):
+            data = dict(row._mapping)
+            if isinstance(data["detail"], str):
+                try:
+                    data["detail"] = json.loads(data["detail"])
+                except ValueError:
+                    data["detail"] = {"unreadable": data["detail"]}
+            yield data
 
     def list(self, *, after: int | None, limit: int) -> tuple[list[AuditEntry], int | None]:
         stmt = sa.select(t.audit).order_by(t.audit.c.seq.desc()).limit(limit + 1)

@@ -1,0 +1,70 @@
+"""The real ``ops-trigger`` console script in a subprocess: init, and audit verify after a
+hand edit of the SQLite file."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import stat
+import subprocess
+import sys
+from contextlib import closing
+from pathlib import Path
+
+import pytest
+
+SCRIPT = Path(sys.executable).with_name("ops-trigger")
+
+
+def _ops(*args: str, data_dir: Path) -> subprocess.CompletedProcess[str]:
+    command = [str(SCRIPT)] if SCRIPT.exists() else [sys.executable, "-m", "cli.main"]
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPS_", "ORCH_"))}
+    return subprocess.run(
+        [*command, *args, "--data-dir", str(data_dir)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+        check=False,
+    )
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Path:
+    path = tmp_path / "store"
+    result = _ops("init", data_dir=path)
+    assert result.returncode == 0, result.stderr
+    return path
+
+
+def test_init_through_the_console_script(store: Path) -> None:
+    for role in ("admin", "operator", "actions"):
+        assert stat.S_IMODE((store / "tokens" / f"{role}.token").stat().st_mode) == 0o600
+    again = _ops("init", data_dir=store)
+    assert again.returncode == 0 and "nothing changed" in again.stdout
+
+
+@pytest.mark.parametrize(
+    "edit, reason",
+    [
+        ("UPDATE audit SET actor = 'admin:mallory' WHERE seq = 2", "entry 2: hash does not match"),
+        ('UPDATE audit SET detail = \'{"role": "admin"}\' WHERE seq = 2', "entry 2: hash"),
+        ("UPDATE audit SET detail = 'not json' WHERE seq = 2", "entry 2: hash"),
+        ("DELETE FROM audit WHERE seq = 2", "entry 3: expected sequence 2"),
+        (
+            "UPDATE audit SET hash = 'f' || substr(hash, 2) WHERE seq = 3",
+            "entry 3: hash does not match",
+        ),
+    ],
+    ids=["actor", "detail", "not-json", "deleted", "hash"],
+)
+def test_audit_verify_fails_naming_the_edited_entry(store: Path, edit: str, reason: str) -> None:
+    ok = _ops("audit", "verify", data_dir=store)
+    assert ok.returncode == 0 and "3 entries verified" in ok.stdout
+    with closing(sqlite3.connect(store / "ops.db")) as conn:
+        conn.execute(edit)
+        conn.commit()
+    broken = _ops("audit", "verify", data_dir=store)
+    assert broken.returncode != 0
+    assert reason in broken.stderr, broken.stderr
+    assert "Traceback" not in broken.stderr
