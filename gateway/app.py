@@ -1,0 +1,134 @@
+"""The app factory: ``create_app(settings)`` wires services, routes, errors and middleware."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.routing import APIRoute
+from starlette.concurrency import run_in_threadpool
+from starlette.middleware.cors import CORSMiddleware
+
+from core import __version__
+from core.bootstrap import Services, build_services
+from core.config import Settings
+from core.services.access import check_env_tokens
+from gateway.middleware import MAX_BODY_BYTES, BodyLimitMiddleware, RequestContextMiddleware
+from gateway.openapi import full_openapi
+from gateway.problems import install_problem_handlers
+from gateway.ratelimit import Limits
+from gateway.routes import api_router
+
+__all__ = ["create_app"]
+
+log = logging.getLogger(__name__)
+
+# Beyond the worker's own grace period for runs in flight.
+WORKER_STOP_MARGIN_S = 5.0
+
+
+def _operation_id(route: APIRoute) -> str:
+    return route.name
+
+
+@asynccontextmanager
+async def _embedded_worker(services: Services) -> AsyncIterator[None]:
+    # Imported here: the gateway must start (and its tests run) without loading the worker.
+    from core.worker import RunWorker
+
+    worker = RunWorker(services)
+    task = asyncio.create_task(worker.run(), name="ops-run-worker")
+    log.info("embedded run worker started")
+    try:
+        yield
+    finally:
+        worker.stop()
+        timeout = services.settings.worker_stop_grace_s + WORKER_STOP_MARGIN_S
+        try:
+            await asyncio.wait_for(asyncio.shield(task), timeout=timeout)
+        except TimeoutError:
+            log.warning("run worker did not stop within %.0f s; cancelling it", timeout)
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+        except Exception:
+            log.exception("run worker ended with an error")
+        log.info("embedded run worker stopped")
+
+
+def create_app(
+    settings: Settings, *, services: Services | None = None, with_worker: bool = False
+) -> FastAPI:
+    """Build the gateway. Without ``services`` it builds them (applying migrations) and
+    closes them on shutdown. Raises ``InputValidationError`` for a too-short env token."""
+    check_env_tokens(settings)
+    owned = services is None
+    built = services if services is not None else build_services(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        try:
+            # First start with no token at all: core writes tokens/<role>.token and logs
+            # the paths (never the values).
+            await run_in_threadpool(built.access.bootstrap)
+            if with_worker:
+                async with _embedded_worker(built):
+                    yield
+            else:
+                yield
+        finally:
+            # The provider's pooled connections belong to this event loop.
+            await built.generation.aclose()
+            if owned:
+                built.close()
+
+    app = FastAPI(
+        title="OPS Trigger",
+        version=__version__,
+        summary="Approval-gated, operator-agnostic multi-agent trigger.",
+        lifespan=lifespan,
+        generate_unique_id_function=_operation_id,
+        redoc_url=None,
+    )
+    app.state.services = built
+    app.state.settings = settings
+    app.state.limits = Limits.from_settings(settings)
+    app.state.actions_documents = {}
+    install_problem_handlers(app)
+    app.include_router(api_router)
+
+    def openapi() -> dict[str, Any]:
+        return full_openapi(app)
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+    # Added innermost first: the body limit sits inside CORS, which sits inside the
+    # request context (so every answer, even a 413 or a 500, carries X-Request-ID).
+    app.add_middleware(BodyLimitMiddleware, limit=MAX_BODY_BYTES)
+    origins = settings.cors_origin_list
+    if origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=origins,
+            allow_methods=["GET", "POST", "PUT"],
+            allow_headers=[
+                "Authorization",
+                "Content-Type",
+                "If-Match",
+                "Idempotency-Key",
+                "X-Request-ID",
+            ],
+            expose_headers=[
+                "ETag",
+                "Location",
+                "Retry-After",
+                "X-Request-ID",
+                "Idempotent-Replayed",
+            ],
+            max_age=600,
+        )
+    app.add_middleware(RequestContextMiddleware)
+    return app

@@ -1,0 +1,204 @@
+"""Dependencies of the routes: services, the caller's identity with its required action,
+and the parsed conditional-request headers.
+
+Every ``/ops`` route declares its action with ``require(Action.X)`` (or ``PrincipalDep`` for
+reads); the role comes from the one permission table in ``core.auth``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI, Header, Request
+from fastapi.dependencies.models import Dependant
+from fastapi.routing import APIRoute
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from core.auth import Action, Principal
+from core.bootstrap import Services
+from core.errors import InputValidationError, UnauthorizedError
+from core.ids import kind_of
+from gateway.ratelimit import Limits
+
+__all__ = [
+    "BEARER_SCHEME",
+    "Guard",
+    "IfMatchDep",
+    "PrincipalDep",
+    "RouteInfo",
+    "ServicesDep",
+    "api_routes",
+    "parse_if_match",
+    "require",
+    "route_action",
+]
+
+BEARER_SCHEME = "bearerAuth"
+
+bearer = HTTPBearer(
+    auto_error=False,
+    scheme_name=BEARER_SCHEME,
+    description="A token of role actions (read-only), operator or admin.",
+)
+
+
+async def get_services(request: Request) -> Services:
+    """The services the app was built with."""
+    services: Services = request.app.state.services
+    return services
+
+
+ServicesDep = Annotated[Services, Depends(get_services)]
+BearerDep = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
+
+
+def _client(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+def _target(request: Request) -> str | None:
+    """The id the request is about, if it is a well-formed one (never raw hostile input)."""
+    value = request.path_params.get("id")
+    return value if kind_of(value) is not None else None
+
+
+def _route_label(request: Request) -> str:
+    route = request.scope.get("route")
+    path = getattr(route, "path", None) or "?"
+    return f"{request.method} {path}"
+
+
+class Guard:
+    """Authenticate the bearer token, apply the rate limits, authorize ``action``.
+
+    A missing or unknown token is a 401 (audited, and counted against the client address);
+    a role too low is a 403 (audited by ``AccessService.authorize``)."""
+
+    def __init__(self, action: Action) -> None:
+        self.action = action
+
+    def __repr__(self) -> str:
+        return f"Guard({self.action.value})"
+
+    def __call__(
+        self, request: Request, services: ServicesDep, credentials: BearerDep
+    ) -> Principal:
+        limits: Limits = request.app.state.limits
+        client = _client(request)
+        limits.auth_failures.check(client)
+        token = credentials.credentials if credentials is not None else None
+        principal = services.access.authenticate(token) if token else None
+        if principal is None:
+            limits.auth_failures.record(client)
+            reason = "missing token" if not token else "unknown token"
+            services.access.record_denial(
+                actor="anonymous",
+                action=self.action.value,
+                target=_target(request),
+                detail={"reason": reason, "route": _route_label(request), "client": client},
+            )
+            raise UnauthorizedError(
+                "a bearer token is required"
+                if not token
+                else "the bearer token is unknown or revoked"
+            )
+        limits.requests.hit(principal.actor)
+        # The config can only lower a requirement (operator_can_generate), so a role that
+        # passes the static table needs no config read; anything else asks core, which
+        # consults the config and audits the denial.
+        if not principal.can(self.action):
+            services.access.authorize(principal, self.action, target=_target(request))
+        return principal
+
+
+def require(action: Action) -> Any:
+    """Dependency marker: ``principal: Annotated[Principal, require(Action.APPROVE)]``."""
+    return Depends(Guard(action))
+
+
+PrincipalDep = Annotated[Principal, require(Action.READ)]
+
+
+def route_action(dependant: Dependant) -> Action | None:
+    """The action a route declared through its guard, or None if it declared none."""
+    pending = list(dependant.dependencies)
+    while pending:
+        current = pending.pop()
+        if isinstance(current.call, Guard):
+            return current.call.action
+        pending.extend(current.dependencies)
+    return None
+
+
+@dataclass(frozen=True)
+class RouteInfo:
+    """One operation of the app: method, full path, name and declared action."""
+
+    method: str
+    path: str
+    name: str
+    action: Action | None
+
+
+def _api_route_parts(app: FastAPI) -> Iterator[tuple[str, set[str], str, Dependant]]:
+    try:  # FastAPI keeps included routers as such and resolves them per route context.
+        from fastapi.routing import iter_route_contexts
+    except ImportError:  # older FastAPI flattens included routes into app.routes
+        for route in app.routes:
+            if isinstance(route, APIRoute):
+                yield route.path, set(route.methods), route.name, route.dependant
+        return
+    for context in iter_route_contexts(app.routes):
+        if isinstance(context.original_route, APIRoute):
+            yield (
+                context.path or "",
+                set(context.methods or ()),
+                context.name or "",
+                (context.dependant),
+            )
+
+
+def api_routes(app: FastAPI) -> list[RouteInfo]:
+    """Every API operation of ``app`` (not the docs pages), sorted by path and method."""
+    found = [
+        RouteInfo(method=method, path=path, name=name, action=route_action(dependant))
+        for path, methods, name, dependant in _api_route_parts(app)
+        for method in methods
+    ]
+    return sorted(found, key=lambda info: (info.path, info.method))
+
+
+_ETAG = re.compile(r'\s*(?:"(\d{1,18})"|(\d{1,18}))\s*')
+
+
+def parse_if_match(value: str | None) -> int | None:
+    """The revision an ``If-Match`` header names: ``"3"`` (or bare ``3``); ``*`` means any."""
+    if value is None or value.strip() == "*":
+        return None
+    match = _ETAG.fullmatch(value)
+    if match is None:
+        raise InputValidationError(
+            'If-Match must be one ETag of this API, e.g. "3" (the revision), or *'
+        )
+    return int(match.group(1) or match.group(2))
+
+
+async def if_match_revision(
+    if_match: Annotated[
+        str | None,
+        Header(
+            alias="If-Match",
+            description='The ETag you read, e.g. "3": the write fails with 412 if the item '
+            "changed since.",
+            max_length=100,
+        ),
+    ] = None,
+) -> int | None:
+    """The revision named by ``If-Match``, or None."""
+    return parse_if_match(if_match)
+
+
+IfMatchDep = Annotated[int | None, Depends(if_match_revision)]

@@ -1,0 +1,41 @@
+"""Approved items (immutable): list and read."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Path
+from starlette.responses import Response
+
+from core.models import Approved, Page
+from gateway.deps import PrincipalDep, ServicesDep
+from gateway.problems import problem_responses
+from gateway.render import render
+from gateway.routes.params import Cursor, Limit, TaskFilter
+
+router = APIRouter(prefix="/ops/approved", tags=["approved"])
+
+ApprovedId = Annotated[str, Path(description="Approved item id: 'a_' followed by a ULID.")]
+
+
+@router.get("", response_model=Page[Approved], summary="List approved items")
+def list_approved(
+    principal: PrincipalDep,
+    services: ServicesDep,
+    task_id: TaskFilter = None,
+    limit: Limit = 50,
+    cursor: Cursor = None,
+) -> Response:
+    """Approved items, newest first, one page at a time."""
+    return render(services.approvals.list(task_id=task_id, limit=limit, cursor=cursor))
+
+
+@router.get(
+    "/{id}",
+    response_model=Approved,
+    summary="Get an approved item",
+    responses=problem_responses(404),
+)
+def get_approved(id: ApprovedId, principal: PrincipalDep, services: ServicesDep) -> Response:
+    """One approved item with its content and content_sha256."""
+    return render(services.approvals.get(approved_id=id))

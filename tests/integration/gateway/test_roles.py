@@ -1,0 +1,148 @@
+"""Route x role, generated from the app's own routes and core's permission table."""
+
+from __future__ import annotations
+
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+
+from core.auth import Action, Principal, required_role
+from core.bootstrap import Services
+from core.ids import IdKind, new_id
+from core.models import Config, ConfigPatch, Role
+from gateway.deps import api_routes
+from tests.integration.gateway.helpers import assert_problem
+
+Headers = dict[str, dict[str, str]]
+
+UNAUTHENTICATED = {"/healthz", "/openapi/actions.json"}
+_KIND_BY_SEGMENT = {"drafts": IdKind.DRAFT, "approved": IdKind.APPROVED, "runs": IdKind.RUN}
+
+
+def concrete_path(path: str) -> str:
+    """Fill ``{id}`` with a well-formed id of the right kind that does not exist."""
+    if "{id}" not in path:
+        return path
+    kind = _KIND_BY_SEGMENT[path.split("/")[2]]
+    return path.replace("{id}", new_id(kind))
+
+
+def test_every_route_is_either_public_or_declares_an_action(app: FastAPI) -> None:
+    routes = api_routes(app)
+    assert len(routes) >= 25  # the SPEC's endpoints are all there
+    for info in routes:
+        where = f"{info.method} {info.path}"
+        if info.path in UNAUTHENTICATED:
+            assert info.action is None, f"{where} is public by SPEC"
+        else:
+            assert info.path.startswith("/ops"), f"{where}: every API lives under /ops"
+            assert info.action is not None, f"{where} declares no action (use require())"
+
+
+def test_the_spec_table_of_roles(app: FastAPI) -> None:
+    """Spot checks of SPEC section 6 against what the routes declare."""
+    expected = {
+        ("GET", "/ops/status"): Role.ACTIONS,
+        ("PUT", "/ops/plan"): Role.ADMIN,
+        ("POST", "/ops/drafts"): Role.ADMIN,
+        ("POST", "/ops/drafts/{id}/approve"): Role.OPERATOR,
+        ("POST", "/ops/drafts/{id}/reject"): Role.OPERATOR,
+        ("POST", "/ops/runs"): Role.OPERATOR,
+        ("POST", "/ops/runs/{id}/cancel"): Role.OPERATOR,
+        ("GET", "/ops/runs/{id}/log"): Role.ACTIONS,
+        ("GET", "/ops/provider"): Role.ADMIN,
+        ("GET", "/ops/provider/health"): Role.OPERATOR,
+        ("GET", "/ops/provider/models"): Role.ADMIN,
+        ("POST", "/ops/generate"): Role.ADMIN,
+        ("GET", "/ops/config"): Role.ACTIONS,
+        ("PUT", "/ops/config"): Role.ADMIN,
+        ("GET", "/ops/audit"): Role.ADMIN,
+    }
+    declared = {
+        (info.method, info.path): required_role(info.action, Config())
+        for info in api_routes(app)
+        if info.action is not None
+    }
+    assert len(declared) == len(api_routes(app)) - len(UNAUTHENTICATED)
+    for key, role in expected.items():
+        assert declared[key] is role, key
+
+
+@pytest.mark.parametrize("operator_can_generate", [False, True])
+def test_route_by_role(
+    app: FastAPI,
+    client: TestClient,
+    headers: Headers,
+    services: Services,
+    operator_can_generate: bool,
+) -> None:
+    config = services.config.update(
+        patch=ConfigPatch(operator_can_generate=operator_can_generate),
+        actor=Principal(role=Role.ADMIN, name="test"),
+    )
+    checked = 0
+    for info in api_routes(app):
+        if info.action is None:
+            continue
+        method, path = info.method, info.path
+        needed = required_role(info.action, config)
+        for caller in ("none", "actions", "operator", "admin"):
+            body = {} if method in ("POST", "PUT") else None
+            response = client.request(
+                method, concrete_path(path), json=body, headers=headers[caller]
+            )
+            where = f"{caller} {method} {path}: {response.text}"
+            if caller == "none":
+                assert_problem(response, 401, "UNAUTHORIZED")
+                assert response.headers["www-authenticate"].startswith("Bearer"), where
+            elif not Role(caller).includes(needed):
+                assert_problem(response, 403, "FORBIDDEN_ROLE")
+            else:
+                assert response.status_code not in (401, 403), where
+                assert response.status_code < 500, where
+            checked += 1
+    assert checked == 4 * (len(api_routes(app)) - len(UNAUTHENTICATED))
+
+
+def test_generation_is_operator_only_when_configured(client: TestClient, headers: Headers) -> None:
+    body = {"prompt": "write it"}
+    denied = client.post("/ops/generate", json=body, headers=headers["operator"])
+    assert_problem(denied, 403, "FORBIDDEN_ROLE")
+    client.put("/ops/config", json={"operator_can_generate": True}, headers=headers["admin"])
+    allowed = client.post("/ops/generate", json=body, headers=headers["operator"])
+    assert_problem(allowed, 409, "PROVIDER_NOT_CONFIGURED")
+    draft = client.post("/ops/drafts", json=body, headers=headers["operator"])
+    assert draft.status_code == 201
+
+
+def test_denials_are_audited_without_the_token(
+    client: TestClient, headers: Headers, services: Services
+) -> None:
+    client.get("/ops/status")
+    client.get("/ops/status", headers={"Authorization": "Bearer not-a-real-token-at-all"})
+    client.put("/ops/plan", json={}, headers=headers["actions"])
+    entries = services.maintenance.audit_page(limit=200).items
+    anonymous = [e for e in entries if e.actor == "anonymous"]
+    assert {e.detail["reason"] for e in anonymous} == {"missing token", "unknown token"}
+    assert all(e.outcome == "denied" and e.action == Action.READ.value for e in anonymous)
+    forbidden = [e for e in entries if e.actor == "actions:env"]
+    assert forbidden and forbidden[0].action == Action.PLAN_WRITE.value
+    assert forbidden[0].outcome == "denied"
+    dumped = "".join(e.model_dump_json() for e in entries)
+    assert "not-a-real-token-at-all" not in dumped
+    for token_headers in headers.values():
+        for value in token_headers.values():
+            assert value.removeprefix("Bearer ") not in dumped
+
+
+def test_registry_tokens_authenticate_and_revoked_ones_do_not(
+    client: TestClient, services: Services
+) -> None:
+    info, token = services.access.create_token(role=Role.OPERATOR, name="ci-bot", actor="cli:test")
+    auth = {"Authorization": f"Bearer {token}"}
+    assert client.get("/ops/status", headers=auth).status_code == 200
+    assert_problem(client.put("/ops/config", json={}, headers=auth), 403, "FORBIDDEN_ROLE")
+    services.access.revoke_token(name=info.name, actor="cli:test")
+    assert_problem(client.get("/ops/status", headers=auth), 401, "UNAUTHORIZED")
+    basic = {"Authorization": "Basic dXNlcjpwYXNz"}
+    assert_problem(client.get("/ops/status", headers=basic), 401, "UNAUTHORIZED")
