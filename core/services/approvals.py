@@ -49,6 +49,16 @@ class ApprovalService(Service):
             items, last = uow.approved.list(task_id=task_id, after=after, limit=check_limit(limit))
         return Page[Approved](items=items, next_cursor=encode_cursor("a", last) if last else None)
 
+    def marker(self) -> tuple[int, int]:
+        """(count, highest seq) of the approved set: it changes whenever an item is approved."""
+        with self._uow() as uow:
+            return uow.approved.marker()  # type: ignore[no-any-return]
+
+    def ids_with_prefix(self, *, prefix: str, limit: int = 100) -> list[str]:
+        """Approved ids starting with ``prefix``, newest first (for completions)."""
+        with self._uow() as uow:
+            return uow.approved.ids_with_prefix(prefix, max(1, min(limit, 200)))  # type: ignore[no-any-return]
+
     def approve(
         self,
         *,
