@@ -39,16 +39,6 @@ class ApprovalService(Service):
         with self._uow() as uow:
             return require(uow.approved.get(approved_id), "approved item", approved_id)  # type: ignore[no-any-return]
 
-    def list(
-        self, *, task_id: str | None = None, limit: int | None = None, cursor: str | None = None
-    ) -> Page[Approved]:
-        if task_id is not None:
-            validate_name(task_id, what="task id")
-        after = decode_cursor("a", cursor)
-        with self._uow() as uow:
-            items, last = uow.approved.list(task_id=task_id, after=after, limit=check_limit(limit))
-        return Page[Approved](items=items, next_cursor=encode_cursor("a", last) if last else None)
-
     def marker(self) -> tuple[int, int]:
         """(count, highest seq) of the approved set: it changes whenever an item is approved."""
         with self._uow() as uow:
@@ -58,6 +48,16 @@ class ApprovalService(Service):
         """Approved ids starting with ``prefix``, newest first (for completions)."""
         with self._uow() as uow:
             return uow.approved.ids_with_prefix(prefix, max(1, min(limit, 200)))  # type: ignore[no-any-return]
+
+    def list(
+        self, *, task_id: str | None = None, limit: int | None = None, cursor: str | None = None
+    ) -> Page[Approved]:
+        if task_id is not None:
+            validate_name(task_id, what="task id")
+        after = decode_cursor("a", cursor)
+        with self._uow() as uow:
+            items, last = uow.approved.list(task_id=task_id, after=after, limit=check_limit(limit))
+        return Page[Approved](items=items, next_cursor=encode_cursor("a", last) if last else None)
 
     def approve(
         self,
