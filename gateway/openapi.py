@@ -105,6 +105,16 @@ def _flat_schema(schema: dict[str, Any], schemas: dict[str, Any]) -> dict[str, A
     return schema
 
 
+def _without_null(schema: dict[str, Any]) -> dict[str, Any]:
+    """``X | None`` as ``X``: an optional body is already marked by ``required: false``."""
+    variants = schema.get("anyOf")
+    if isinstance(variants, list):
+        concrete = [v for v in variants if v.get("type") != "null"]
+        if len(concrete) == 1:
+            return dict(concrete[0])
+    return schema
+
+
 def _refs(node: Any) -> Iterator[str]:
     if isinstance(node, dict):
         for key, value in node.items():
@@ -159,6 +169,9 @@ def actions_openapi(app: FastAPI, settings: Settings, role: Role) -> dict[str, A
                 parameters.append(parameter)
             if parameters:
                 operation["parameters"] = parameters
+            for media in operation.get("requestBody", {}).get("content", {}).values():
+                if "schema" in media:
+                    media["schema"] = _without_null(media["schema"])
             operation["security"] = [{BEARER_SCHEME: []}]
             operation["x-openai-isConsequential"] = method != "get"
             paths.setdefault(path, {})[method] = operation
