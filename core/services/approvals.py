@@ -106,7 +106,9 @@ class ApprovalService(Service):
         self, uow: UnitOfWork, draft: Draft, actor: Principal, note: str | None
     ) -> Approved:
         now = now_ts()
-        scope = effective_scope(draft.scope, load_plan(uow), draft.task_id)
+        scope = draft.scope
+        if scope.empty and draft.task_id is not None:  # read the plan only when it matters
+            scope = effective_scope(draft.scope, load_plan(uow), draft.task_id)
         approved = Approved(
             id=new_id(IdKind.APPROVED),
             draft_id=draft.id,
@@ -124,9 +126,7 @@ class ApprovalService(Service):
             note=note,
         )
         uow.approved.add(approved)
-        uow.drafts.update(
-            draft.model_copy(update={"status": DraftStatus.APPROVED, "updated_at": now})
-        )
+        uow.drafts.set_status(draft.id, status=DraftStatus.APPROVED.value, updated_at=now)
         audit.record(
             uow.audit,
             actor=actor.actor,

@@ -61,6 +61,22 @@ def _page(
     return [_row(r) or {} for r in rows], last
 
 
+# Statements built once, values passed as parameters: SQLAlchemy then reuses the compiled
+# form instead of coercing and cache-keying every value on each call (the approve hot path).
+_INSERT_DRAFT = sa.insert(t.drafts)
+_UPDATE_DRAFT = sa.update(t.drafts).where(t.drafts.c.id == sa.bindparam("where_id"))
+_INSERT_APPROVED = sa.insert(t.approved)
+_INSERT_RUN = sa.insert(t.runs)
+_INSERT_AUDIT = sa.insert(t.audit)
+_KEY = sa.bindparam("key")
+_GET_PLAN = sa.select(t.plan).where(t.plan.c.id == _KEY)
+_GET_KV = sa.select(t.kv.c.value).where(t.kv.c.key == _KEY)
+_GET_DRAFT = sa.select(t.drafts).where(t.drafts.c.id == _KEY)
+_GET_APPROVED = sa.select(t.approved).where(t.approved.c.id == _KEY)
+_GET_APPROVED_BY_DRAFT = sa.select(t.approved).where(t.approved.c.draft_id == _KEY)
+_AUDIT_HEAD = sa.select(t.audit.c.seq, t.audit.c.hash).order_by(t.audit.c.seq.desc()).limit(1)
+
+
 class _Repo:
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
@@ -68,7 +84,7 @@ class _Repo:
 
 class PlanRepo(_Repo):
     def get(self, plan_id: str = "main") -> Plan | None:
-        row = self.conn.execute(sa.select(t.plan).where(t.plan.c.id == plan_id)).first()
+        row = self.conn.execute(_GET_PLAN, {"key": plan_id}).first()
         data = _row(row, drop=())
         return Plan.model_validate(data) if data else None
 
@@ -83,7 +99,7 @@ class PlanRepo(_Repo):
 
 class KvRepo(_Repo):
     def get(self, key: str) -> dict[str, Any] | None:
-        value = self.conn.execute(sa.select(t.kv.c.value).where(t.kv.c.key == key)).scalar()
+        value = self.conn.execute(_GET_KV, {"key": key}).scalar()
         return dict(value) if isinstance(value, Mapping) else None
 
     def put(self, key: str, value: dict[str, Any], *, now: str) -> None:
@@ -98,16 +114,20 @@ class KvRepo(_Repo):
 
 class DraftRepo(_Repo):
     def get(self, draft_id: str) -> Draft | None:
-        row = self.conn.execute(sa.select(t.drafts).where(t.drafts.c.id == draft_id)).first()
-        data = _row(row)
+        data = _row(self.conn.execute(_GET_DRAFT, {"key": draft_id}).first())
         return Draft.model_validate(data) if data else None
 
     def add(self, draft: Draft) -> None:
-        self.conn.execute(sa.insert(t.drafts).values(**draft.model_dump(mode="json")))
+        self.conn.execute(_INSERT_DRAFT, draft.model_dump(mode="json"))
 
     def update(self, draft: Draft) -> None:
-        values = draft.model_dump(mode="json")
-        self.conn.execute(sa.update(t.drafts).where(t.drafts.c.id == draft.id).values(**values))
+        self.conn.execute(_UPDATE_DRAFT, {**draft.model_dump(mode="json"), "where_id": draft.id})
+
+    def set_status(self, draft_id: str, *, status: str, updated_at: str) -> None:
+        """Change only the status (the approve hot path rewrites nothing else)."""
+        self.conn.execute(
+            _UPDATE_DRAFT, {"status": status, "updated_at": updated_at, "where_id": draft_id}
+        )
 
     def list(
         self, *, status: str | None, task_id: str | None, after: int | None, limit: int
@@ -137,17 +157,15 @@ class DraftRepo(_Repo):
 
 class ApprovedRepo(_Repo):
     def get(self, approved_id: str) -> Approved | None:
-        stmt = sa.select(t.approved).where(t.approved.c.id == approved_id)
-        data = _row(self.conn.execute(stmt).first())
+        data = _row(self.conn.execute(_GET_APPROVED, {"key": approved_id}).first())
         return Approved.model_validate(data) if data else None
 
     def get_by_draft(self, draft_id: str) -> Approved | None:
-        stmt = sa.select(t.approved).where(t.approved.c.draft_id == draft_id)
-        data = _row(self.conn.execute(stmt).first())
+        data = _row(self.conn.execute(_GET_APPROVED_BY_DRAFT, {"key": draft_id}).first())
         return Approved.model_validate(data) if data else None
 
     def add(self, item: Approved) -> None:
-        self.conn.execute(sa.insert(t.approved).values(**item.model_dump(mode="json")))
+        self.conn.execute(_INSERT_APPROVED, item.model_dump(mode="json"))
 
     def list(
         self, *, task_id: str | None, after: int | None, limit: int
@@ -185,9 +203,15 @@ _RUN_PUBLIC = [
 ]
 
 
+_GET_RUN = sa.select(*_RUN_PUBLIC).where(t.runs.c.id == _KEY)
+_GET_ACTIVE_RUN = sa.select(*_RUN_PUBLIC).where(
+    t.runs.c.approved_id == _KEY, t.runs.c.status.in_(_ACTIVE)
+)
+
+
 class RunRepo(_Repo):
     def get(self, run_id: str) -> Run | None:
-        data = _row(self.conn.execute(sa.select(*_RUN_PUBLIC).where(t.runs.c.id == run_id)).first())
+        data = _row(self.conn.execute(_GET_RUN, {"key": run_id}).first())
         return Run.model_validate(data) if data else None
 
     def lease(self, run_id: str) -> tuple[str | None, str | None]:
@@ -198,7 +222,7 @@ class RunRepo(_Repo):
         return (row[0], row[1]) if row else (None, None)
 
     def add(self, run: Run) -> None:
-        self.conn.execute(sa.insert(t.runs).values(**run.model_dump(mode="json"), log_seq=0))
+        self.conn.execute(_INSERT_RUN, {**run.model_dump(mode="json"), "log_seq": 0})
 
     def set(
         self,
@@ -217,10 +241,7 @@ class RunRepo(_Repo):
         return bool(self.conn.execute(stmt.values(**values)).rowcount)
 
     def active_for(self, approved_id: str) -> Run | None:
-        stmt = sa.select(*_RUN_PUBLIC).where(
-            t.runs.c.approved_id == approved_id, t.runs.c.status.in_(_ACTIVE)
-        )
-        data = _row(self.conn.execute(stmt).first())
+        data = _row(self.conn.execute(_GET_ACTIVE_RUN, {"key": approved_id}).first())
         return Run.model_validate(data) if data else None
 
     def list(
@@ -366,12 +387,11 @@ class TokenRepo(_Repo):
 
 class AuditRepo(_Repo):
     def head(self) -> tuple[int, str] | None:
-        stmt = sa.select(t.audit.c.seq, t.audit.c.hash).order_by(t.audit.c.seq.desc()).limit(1)
-        row = self.conn.execute(stmt).first()
+        row = self.conn.execute(_AUDIT_HEAD).first()
         return (int(row[0]), str(row[1])) if row else None
 
     def add(self, entry: AuditEntry) -> None:
-        self.conn.execute(sa.insert(t.audit).values(**entry.model_dump(mode="json")))
+        self.conn.execute(_INSERT_AUDIT, entry.model_dump(mode="json"))
 
     def iter_all(self) -> Iterator[dict[str, Any]]:
         """Raw rows in order, as stored (verification must see exactly what is on disk)."""

@@ -1,0 +1,272 @@
+"""Store benchmark: the cost of the service layer over raw SQLite, and list scaling.
+
+Prints, measured in one run:
+
+1. approvals per second through ``ApprovalService.approve`` divided by plain sqlite3
+   transactions of the same size on the same schema with the same pragmas (WAL,
+   synchronous=FULL, foreign keys, busy timeout): read the draft, the config and the audit
+   head, insert the approved row, update the draft, append the audit row. Goal: >= 0.5.
+   (For reference it also prints the ratio to transactions holding only the three writes.)
+2. time for the first page of ``list_approved`` with 100 000 approved items divided by the
+   same with 1 000. Goal: <= 1.5.
+
+Run: ``.venv/bin/python bench/store.py`` (about a minute).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from core.auth import Principal
+from core.bootstrap import Services, build_services
+from core.canonical import content_sha256, sha256_hex
+from core.config import Settings
+from core.ids import IdKind, new_id
+from core.models import Role
+from core.storage.engine import BUSY_TIMEOUT_MS
+from core.timeutil import now_ts
+
+ROUNDS = 5
+PER_ROUND = 100
+SMALL, LARGE = 1_000, 100_000
+PAGE_CALLS = 300
+ACTOR = "operator:bench"
+
+
+def _say(text: str = "") -> None:
+    sys.stdout.write(text + "\n")
+    sys.stdout.flush()
+
+
+def _raw_connection(path: Path) -> sqlite3.Connection:
+    """A plain sqlite3 connection with the store's pragmas (see core/storage/engine.py)."""
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+    conn.execute("PRAGMA foreign_keys = ON")
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute("PRAGMA synchronous = FULL")
+    return conn
+
+
+def _draft_rows(count: int, tag: str) -> list[tuple[object, ...]]:
+    now = now_ts()
+    empty_scope = json.dumps({"files": [], "agents": []})
+    return [
+        (new_id(IdKind.DRAFT), f"{tag} prompt {i}", "content " * 40, "{}", None, empty_scope,
+         "draft", 1, now, now, "admin:bench", None, None, None)
+        for i in range(count)
+    ]  # fmt: skip
+
+
+def _insert_drafts(conn: sqlite3.Connection, rows: list[tuple[object, ...]]) -> None:
+    conn.execute("BEGIN IMMEDIATE")
+    conn.executemany(
+        "INSERT INTO drafts (id, prompt, content, context, task_id, scope, status, revision, "
+        "created_at, updated_at, created_by, generation, error, rejected_reason) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        rows,
+    )
+    conn.execute("COMMIT")
+
+
+def _approved_row(draft_id: str, prompt: str, content: str, task_id: str | None) -> tuple:  # type: ignore[type-arg]
+    scope = {"files": [], "agents": []}
+    return (
+        new_id(IdKind.APPROVED), draft_id, 1, task_id, prompt, content, "{}", json.dumps(scope),
+        content_sha256(prompt=prompt, content=content, scope=scope), now_ts(), ACTOR, None,
+    )  # fmt: skip
+
+
+_INSERT_APPROVED = (
+    "INSERT INTO approved (id, draft_id, draft_revision, task_id, prompt, content, context, "
+    "scope, content_sha256, approved_at, approved_by, note) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+
+
+class RawApprover:
+    """One plain sqlite3 transaction per approval with the statements the service issues:
+    read the draft, the config and the audit head; insert the approved row, update the
+    draft, append the audit row. ``writes_only`` skips the three reads."""
+
+    def __init__(self, path: Path, *, writes_only: bool = False) -> None:
+        self.conn = _raw_connection(path)
+        self.writes_only = writes_only
+
+    def approve(self, draft: tuple[object, ...]) -> None:
+        draft_id, prompt, content = str(draft[0]), str(draft[1]), str(draft[2])
+        conn = self.conn
+        conn.execute("BEGIN IMMEDIATE")
+        if not self.writes_only:
+            row = conn.execute("SELECT * FROM drafts WHERE id = ?", (draft_id,)).fetchone()
+            assert row is not None and row[7] == "draft"
+            conn.execute("SELECT value FROM kv WHERE key = 'config'").fetchone()
+        conn.execute(_INSERT_APPROVED, _approved_row(draft_id, prompt, content, None))
+        now = now_ts()
+        conn.execute(
+            "UPDATE drafts SET status = 'approved', updated_at = ? WHERE id = ?", (now, draft_id)
+        )
+        head = conn.execute("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1").fetchone()
+        seq, prev = (head[0] + 1, head[1]) if head else (1, "0" * 64)
+        detail = json.dumps({"revision": 1})
+        digest = sha256_hex(f"{seq}{now}{draft_id}{detail}{prev}")
+        conn.execute(
+            "INSERT INTO audit (seq, ts, actor, action, target, outcome, detail, prev_hash, hash) "
+            "VALUES (?, ?, ?, 'draft.approve', ?, 'ok', ?, ?, ?)",
+            (seq, now, ACTOR, draft_id, detail, prev, digest),
+        )
+        conn.execute("COMMIT")
+
+
+def approvals_ratio(root: Path) -> tuple[float, float, float]:
+    """(service approvals/s, raw same-shape transactions/s, raw writes-only transactions/s),
+    interleaved in rounds so that disk noise hits all three alike."""
+    total = ROUNDS * PER_ROUND
+    service_store = build_services(Settings(data_dir=root / "service"))
+    for name in ("raw", "writes"):
+        build_services(Settings(data_dir=root / name)).close()
+    try:
+        service_db = _raw_connection(root / "service" / "ops.db")
+        service_drafts = _draft_rows(total, "service")
+        _insert_drafts(service_db, service_drafts)
+        service_db.close()
+        raw_drafts = _draft_rows(total, "raw")
+        writes_drafts = _draft_rows(total, "writes")
+        for name, rows in (("raw", raw_drafts), ("writes", writes_drafts)):
+            conn = _raw_connection(root / name / "ops.db")
+            _insert_drafts(conn, rows)
+            conn.close()
+
+        actor = Principal(role=Role.OPERATOR, name="bench")
+        raw = RawApprover(root / "raw" / "ops.db")
+        writes = RawApprover(root / "writes" / "ops.db", writes_only=True)
+        # Warm up every path (imports, statement caches, first WAL growth).
+        service_store.approvals.approve(draft_id=str(service_drafts[0][0]), actor=actor)
+        raw.approve(raw_drafts[0])
+        writes.approve(writes_drafts[0])
+        service_time = raw_time = writes_time = 0.0
+        for r in range(ROUNDS):
+            batch = range(1 + r * PER_ROUND, min(1 + (r + 1) * PER_ROUND, total))
+            start = time.perf_counter()
+            for i in batch:
+                service_store.approvals.approve(
+                    draft_id=str(service_drafts[i][0]), actor=actor, auto_run=False
+                )
+            service_time += time.perf_counter() - start
+            start = time.perf_counter()
+            for i in batch:
+                raw.approve(raw_drafts[i])
+            raw_time += time.perf_counter() - start
+            start = time.perf_counter()
+            for i in batch:
+                writes.approve(writes_drafts[i])
+            writes_time += time.perf_counter() - start
+        raw.conn.close()
+        writes.conn.close()
+        count = total - 1
+        return count / service_time, count / raw_time, count / writes_time
+    finally:
+        service_store.close()
+
+
+def _fill_approved(services: Services, count: int) -> None:
+    """Bulk insert ``count`` approved items (and their drafts) in one transaction."""
+    conn = _raw_connection(services.settings.data_dir / "ops.db")
+    try:
+        drafts = _draft_rows(count, "fill")
+        conn.execute("BEGIN IMMEDIATE")
+        conn.executemany(
+            "INSERT INTO drafts (id, prompt, content, context, task_id, scope, status, revision, "
+            "created_at, updated_at, created_by, generation, error, rejected_reason) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [d[:6] + ("approved",) + d[7:] for d in drafts],
+        )
+        conn.executemany(
+            _INSERT_APPROVED,
+            (
+                _approved_row(str(d[0]), str(d[1]), str(d[2]), f"task-{i % 50}")
+                for i, d in enumerate(drafts)
+            ),
+        )
+        conn.execute("COMMIT")
+        conn.execute("ANALYZE")
+    finally:
+        conn.close()
+
+
+def _median_call(call: Callable[[], object]) -> float:
+    for _ in range(20):
+        call()
+    samples = []
+    for _ in range(PAGE_CALLS):
+        start = time.perf_counter()
+        call()
+        samples.append(time.perf_counter() - start)
+    return statistics.median(samples)
+
+
+def list_ratio(root: Path) -> dict[str, float]:
+    """Median first-page times at SMALL and LARGE, unfiltered and filtered by task."""
+    stores = {n: build_services(Settings(data_dir=root / f"list{n}")) for n in (SMALL, LARGE)}
+    try:
+        for n, services in stores.items():
+            _fill_approved(services, n)
+            assert services.approvals.list(limit=1).items, "fill failed"
+        out: dict[str, float] = {}
+        for n, services in stores.items():
+            out[f"all_{n}"] = _median_call(lambda s=services: s.approvals.list(limit=50))
+            out[f"task_{n}"] = _median_call(
+                lambda s=services: s.approvals.list(task_id="task-7", limit=50)
+            )
+        return out
+    finally:
+        for services in stores.values():
+            services.close()
+
+
+def main() -> int:
+    with tempfile.TemporaryDirectory(prefix="ops-bench-") as tmp:
+        root = Path(tmp)
+        _say("bench/store.py: SQLite store (WAL, synchronous=FULL), one run")
+        _say()
+        started = time.perf_counter()
+        service_rate, raw_rate, writes_rate = approvals_ratio(root)
+        ratio = service_rate / raw_rate
+        _say(f"approvals through the service layer        : {service_rate:8.1f} /s")
+        _say(f"raw sqlite3, same statements per approval  : {raw_rate:8.1f} /s")
+        _say(f"raw sqlite3, the three writes only         : {writes_rate:8.1f} /s")
+        verdict = "ok" if ratio >= 0.5 else "BELOW GOAL"
+        _say(
+            f"RATIO 1  service / raw (same statements)   : {ratio:8.2f}   (goal >= 0.5: {verdict})"
+        )
+        _say(f"         service / raw (writes only)       : {service_rate / writes_rate:8.2f}")
+        _say()
+        times = list_ratio(root)
+        for key in ("all", "task"):
+            small, large = times[f"{key}_{SMALL}"], times[f"{key}_{LARGE}"]
+            label = "first page" if key == "all" else "first page, task_id filter"
+            _say(f"list_approved {label} at {SMALL:>7,}: {small * 1000:7.3f} ms (median)")
+            _say(f"list_approved {label} at {LARGE:>7,}: {large * 1000:7.3f} ms (median)")
+            if key == "all":
+                list_ratio_value = large / small
+                verdict = "ok" if list_ratio_value <= 1.5 else "ABOVE GOAL"
+                _say(
+                    f"RATIO 2  {LARGE:,} / {SMALL:,}             : {list_ratio_value:8.2f}"
+                    f"   (goal <= 1.5: {verdict})"
+                )
+            else:
+                _say(f"         (task filter ratio: {large / small:.2f})")
+            _say()
+        _say(f"total time: {time.perf_counter() - started:.1f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
