@@ -1,0 +1,227 @@
+"""MCP server benchmark over real stdio: ``ops-trigger mcp`` against a minimal MCPServer.
+
+Two ratios, in one run:
+
+- cold start: spawn until the ``initialize`` answer, ``ops-trigger mcp`` / minimal server
+  (goal <= 1.25);
+- call latency: median ``get_approved`` round trip / median round trip of the minimal
+  server's one tool (goal <= 2.0).
+
+Both servers run with this interpreter, with the same environment, alternately, so noise on
+the machine hits both alike. Usage: ``python bench/mcp.py [--starts N] [--calls N]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+MINIMAL_SERVER = '''\
+from mcp.server.mcpserver import MCPServer
+
+mcp = MCPServer("minimal")
+
+
+@mcp.tool()
+def echo(text: str) -> str:
+    """Return the text."""
+    return text
+
+
+if __name__ == "__main__":
+    mcp.run()
+'''
+
+HANDSHAKE_VERSION = "2025-11-25"
+GOAL_START = 1.25
+GOAL_CALL = 2.0
+
+
+class StdioPeer:
+    """A spawned server spoken to with newline-delimited JSON-RPC over its stdin/stdout."""
+
+    def __init__(self, argv: list[str], env: dict[str, str]) -> None:
+        self.started = time.perf_counter()
+        self.proc = subprocess.Popen(
+            argv,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            env=env,
+        )
+        self._next_id = 0
+
+    def request(self, method: str, params: dict[str, Any]) -> dict[str, Any]:
+        self._next_id += 1
+        msg = {"jsonrpc": "2.0", "id": self._next_id, "method": method, "params": params}
+        self._send(msg)
+        while True:
+            answer = self._receive()
+            if answer.get("id") == self._next_id:
+                if "error" in answer:
+                    raise RuntimeError(f"{method} failed: {answer['error']}")
+                return answer["result"]  # type: ignore[no-any-return]
+
+    def notify(self, method: str) -> None:
+        self._send({"jsonrpc": "2.0", "method": method})
+
+    def initialize(self) -> float:
+        """Send ``initialize``; seconds from spawn to its answer."""
+        self.request(
+            "initialize",
+            {
+                "protocolVersion": HANDSHAKE_VERSION,
+                "capabilities": {},
+                "clientInfo": {"name": "bench", "version": "0"},
+            },
+        )
+        elapsed = time.perf_counter() - self.started
+        self.notify("notifications/initialized")
+        return elapsed
+
+    def _send(self, msg: dict[str, Any]) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(json.dumps(msg).encode() + b"\n")
+        self.proc.stdin.flush()
+
+    def _receive(self) -> dict[str, Any]:
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline()
+        if not line:
+            raise RuntimeError(f"server exited with {self.proc.wait()}")
+        return json.loads(line)  # type: ignore[no-any-return]
+
+    def close(self) -> None:
+        if self.proc.stdin:
+            self.proc.stdin.close()
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        if self.proc.stdout:
+            self.proc.stdout.close()
+
+
+@contextmanager
+def peer(argv: list[str], env: dict[str, str]) -> Iterator[StdioPeer]:
+    server = StdioPeer(argv, env)
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+def seed(data_dir: Path) -> str:
+    """A store with a plan, one approved item and a draft; returns the approved id."""
+    from core.auth import Principal
+    from core.bootstrap import build_services
+    from core.config import Settings
+    from core.models import DraftIn, PlanIn, Role, Scope, Task
+
+    services = build_services(Settings(data_dir=data_dir))
+    try:
+        admin = Principal(role=Role.ADMIN, name="bench")
+        services.plan.put(
+            data=PlanIn(
+                title="Bench",
+                objective="Measure the MCP server",
+                tasks=[Task(id="t1", title="Task", agent="coder", scope=["src/**"])],
+            ),
+            actor=admin,
+        )
+        draft = services.drafts.create(
+            data=DraftIn(
+                prompt="Refactor the parser",
+                content="x" * 2000,
+                task_id="t1",
+                scope=Scope(files=["src/**"], agents=["coder"]),
+            ),
+            actor=admin,
+        )
+        approved = services.approvals.approve(draft_id=draft.id, actor=admin).approved
+        services.drafts.create(data=DraftIn(prompt="still a draft"), actor=admin)
+        return approved.id
+    finally:
+        services.close()
+
+
+def call_latencies(server: StdioPeer, tool: str, args: dict[str, Any], calls: int) -> list[float]:
+    for _ in range(20):  # warm-up: the first calls load the store and fill caches
+        server.request("tools/call", {"name": tool, "arguments": args})
+    times = []
+    for _ in range(calls):
+        start = time.perf_counter()
+        result = server.request("tools/call", {"name": tool, "arguments": args})
+        times.append(time.perf_counter() - start)
+        if result.get("isError"):
+            raise RuntimeError(f"{tool} failed: {result}")
+    return times
+
+
+def main() -> None:
+    """Run both measurements and print the figures."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--starts", type=int, default=9, help="cold starts per server")
+    parser.add_argument("--calls", type=int, default=300, help="timed calls per server")
+    args = parser.parse_args()
+
+    bin_dir = Path(sys.executable).parent
+    script = bin_dir / "ops-trigger"
+    ops_cmd = [str(script), "mcp"] if script.exists() else [sys.executable, "-m", "mcp_server"]
+    with tempfile.TemporaryDirectory(prefix="ops-bench-mcp-") as tmp:
+        data_dir = Path(tmp) / "data"
+        approved_id = seed(data_dir)
+        minimal = Path(tmp) / "minimal_server.py"
+        minimal.write_text(MINIMAL_SERVER, encoding="utf-8")
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("OPS_", "ORCH_"))}
+        ops_argv = [*ops_cmd, "--data-dir", str(data_dir)]
+        minimal_argv = [sys.executable, str(minimal)]
+
+        # One untimed start each, so both run with warm byte-code caches.
+        for argv in (ops_argv, minimal_argv):
+            with peer(argv, env) as server:
+                server.initialize()
+
+        ops_starts: list[float] = []
+        minimal_starts: list[float] = []
+        for _ in range(args.starts):
+            for argv, sink in ((ops_argv, ops_starts), (minimal_argv, minimal_starts)):
+                with peer(argv, env) as server:
+                    sink.append(server.initialize())
+
+        with peer(ops_argv, env) as server:
+            server.initialize()
+            ops_calls = call_latencies(
+                server, "get_approved", {"approved_id": approved_id}, args.calls
+            )
+        with peer(minimal_argv, env) as server:
+            server.initialize()
+            minimal_calls = call_latencies(server, "echo", {"text": "hello"}, args.calls)
+
+    start_ops, start_min = statistics.median(ops_starts), statistics.median(minimal_starts)
+    call_ops, call_min = statistics.median(ops_calls), statistics.median(minimal_calls)
+    start_ratio, call_ratio = start_ops / start_min, call_ops / call_min
+    lines = [
+        "MCP server over stdio (medians)",
+        f"  cold start   ops-trigger mcp {start_ops * 1000:8.1f} ms   "
+        f"minimal {start_min * 1000:8.1f} ms   ratio {start_ratio:.2f} (goal <= {GOAL_START})",
+        f"  tool call    get_approved    {call_ops * 1000:8.3f} ms   "
+        f"minimal {call_min * 1000:8.3f} ms   ratio {call_ratio:.2f} (goal <= {GOAL_CALL})",
+        f"  ({args.starts} cold starts and {args.calls} calls per server)",
+    ]
+    sys.stdout.write("\n".join(lines) + "\n")
+
+
+if __name__ == "__main__":
+    main()

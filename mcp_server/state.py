@@ -1,0 +1,111 @@
+"""Per-connection state: settings, the read-only store and the change feed.
+
+The store is opened read-only and built once. Building it loads SQLAlchemy, which is the
+bulk of this process's start-up, so it happens on first use and in a warm-up that starts
+right after the client's first request: the handshake answers as fast as a bare server.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from core.config import Settings
+from core.errors import StorageError
+from core.models import Approved
+
+if TYPE_CHECKING:
+    from core.bootstrap import Services
+    from mcp_server.watch import ChangeFeed
+
+__all__ = ["AppContext", "Store", "current_app", "pop_app", "push_app"]
+
+
+APPROVED_CACHE_SIZE = 256
+
+
+class Store:
+    """Core services opened read-only (SQLite ``mode=ro`` and ``query_only``), built once."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._lock = threading.Lock()
+        self._services: Services | None = None
+        self._approved: OrderedDict[str, Approved] = OrderedDict()
+
+    def check(self) -> None:
+        """Fail fast, without loading the storage layer, when the default store is missing."""
+        if self._settings.database_url is None:
+            path = (self._settings.data_dir / "ops.db").absolute()
+            if not path.is_file():
+                raise StorageError(
+                    f"no store at {path}: run 'ops-trigger init' (or start the gateway) first"
+                )
+
+    def get(self) -> Services:
+        """The read-only services; the first call builds them (thread-safe)."""
+        services = self._services
+        if services is not None:
+            return services
+        with self._lock:
+            if self._services is None:
+                from core.bootstrap import build_services
+
+                self._services = build_services(self._settings, read_only=True)
+            return self._services
+
+    def approved(self, approved_id: str) -> Approved:
+        """One approved item. Approved items are immutable, so found ones are kept (LRU)."""
+        with self._lock:
+            item = self._approved.get(approved_id)
+            if item is not None:
+                self._approved.move_to_end(approved_id)
+                return item
+        item = self.get().approvals.get(approved_id=approved_id)
+        with self._lock:
+            self._approved[approved_id] = item
+            if len(self._approved) > APPROVED_CACHE_SIZE:
+                self._approved.popitem(last=False)
+        return item
+
+    def approved_marker(self) -> tuple[int, int]:
+        """(count, highest seq) of the approved set."""
+        return self.get().approvals.marker()
+
+    def close(self) -> None:
+        with self._lock:
+            services, self._services = self._services, None
+        if services is not None:
+            services.close()
+
+
+@dataclass(eq=False)
+class AppContext:
+    """What the lifespan yields to tools, resources and prompts."""
+
+    settings: Settings
+    store: Store
+    feed: ChangeFeed
+
+
+# Static resources and completion handlers get no request context from the SDK, so the
+# lifespan also registers its state here (a stack: in-process tests may nest servers).
+_apps: list[AppContext] = []
+
+
+def push_app(app: AppContext) -> None:
+    _apps.append(app)
+
+
+def pop_app(app: AppContext) -> None:
+    if app in _apps:
+        _apps.remove(app)
+
+
+def current_app() -> AppContext:
+    """The state of the running server; a StorageError if it is not running."""
+    if not _apps:
+        raise StorageError("the MCP server is not running")
+    return _apps[-1]

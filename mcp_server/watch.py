@@ -1,0 +1,151 @@
+"""Change notifications: the approved set is polled and changes reach the clients that asked.
+
+Two protocol eras, one feed:
+
+- 2026-07-28 clients open ``subscriptions/listen``; the feed publishes
+  ``ResourcesListChanged`` and ``ResourceUpdated("ops://approved")`` on the server's
+  subscription bus and the SDK delivers them to the streams whose filter asked for them.
+- Handshake-era clients (most desktop clients today) get ``notifications/resources/
+  list_changed`` on their connection (the server declares ``resources.listChanged``), and
+  ``notifications/resources/updated`` for the URIs they passed to ``resources/subscribe``.
+  ``LegacyChanges`` is the middleware that declares both capabilities, serves
+  ``resources/subscribe``/``unsubscribe`` and remembers the connection to notify.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import anyio
+from mcp.server.context import ServerRequestContext
+from mcp.server.session import ServerSession
+from mcp.server.subscriptions import ResourcesListChanged, ResourceUpdated, SubscriptionBus
+from mcp.shared.exceptions import MCPError
+from mcp_types import INVALID_PARAMS
+from mcp_types.version import MODERN_PROTOCOL_VERSIONS
+
+from core.errors import OpsError
+
+__all__ = ["APPROVED_URI", "ChangeFeed", "LegacyChanges"]
+
+log = logging.getLogger("ops_trigger.mcp")
+
+APPROVED_URI = "ops://approved"
+_SUBSCRIBE = "resources/subscribe"
+_UNSUBSCRIBE = "resources/unsubscribe"
+
+
+# The first poll builds the store (SQLAlchemy is most of this process's start-up); it waits
+# until the first request is answered, so the handshake does not compete with it for the GIL.
+WARM_UP_AFTER_S = 1.0
+
+
+class ChangeFeed:
+    """Polls the approved-set marker and announces each change once."""
+
+    def __init__(self, bus: SubscriptionBus) -> None:
+        self._bus = bus
+        self._peer: ServerSession | None = None
+        self._subscribed: set[str] = set()
+        self.first_answer = anyio.Event()
+        self.marker: tuple[int, int] | None = None  # the last one read
+        self.changes = 0
+
+    def attach(self, session: ServerSession) -> None:
+        """Remember the handshake-era connection to notify (stdio has exactly one)."""
+        self._peer = session
+
+    def subscribe(self, uri: str) -> None:
+        self._subscribed.add(uri)
+
+    def unsubscribe(self, uri: str) -> None:
+        self._subscribed.discard(uri)
+
+    async def announce(self) -> None:
+        """Tell listeners and the handshake-era peer that the approved set changed."""
+        self.changes += 1
+        await self._bus.publish(ResourcesListChanged())
+        await self._bus.publish(ResourceUpdated(uri=APPROVED_URI))
+        peer = self._peer
+        if peer is None:
+            return
+        try:
+            await peer.send_resource_list_changed()
+            if APPROVED_URI in self._subscribed:
+                await peer.send_resource_updated(APPROVED_URI)
+        except (anyio.ClosedResourceError, anyio.BrokenResourceError):
+            self._peer = None
+
+    async def run(self, read_marker: Callable[[], tuple[int, int]], interval: float) -> None:
+        """Poll ``read_marker`` (in a worker thread) every ``interval`` seconds, forever."""
+        failing: str | None = None
+        with anyio.move_on_after(WARM_UP_AFTER_S):
+            await self.first_answer.wait()
+        while True:
+            try:
+                marker = await anyio.to_thread.run_sync(read_marker)
+            except OpsError as exc:
+                if exc.message != failing:
+                    log.warning("cannot read the approved set: %s", exc.message)
+                failing = exc.message
+            else:
+                failing = None
+                previous, self.marker = self.marker, marker
+                if previous is not None and marker != previous:
+                    log.info("approved set changed: %d items", marker[0])
+                    await self.announce()
+            await anyio.sleep(interval)
+
+
+def _feed_of(ctx: ServerRequestContext[Any, Any]) -> ChangeFeed | None:
+    feed = getattr(ctx.lifespan_context, "feed", None)
+    return feed if isinstance(feed, ChangeFeed) else None
+
+
+def _advertise(result: Any) -> Any:
+    """Declare ``resources.listChanged`` and ``resources.subscribe`` in an initialize result."""
+    if not isinstance(result, dict):
+        return result
+    capabilities = dict(result.get("capabilities") or {})
+    resources = capabilities.get("resources")
+    if isinstance(resources, dict):
+        capabilities["resources"] = {**resources, "listChanged": True, "subscribe": True}
+    return {**result, "capabilities": capabilities}
+
+
+class LegacyChanges:
+    """Middleware giving handshake-era clients list-changed and updated notifications (and
+    telling the feed when the first request has been answered)."""
+
+    async def __call__(self, ctx: ServerRequestContext[Any, Any], call_next: Any) -> Any:
+        feed = _feed_of(ctx)
+        legacy = ctx.protocol_version not in MODERN_PROTOCOL_VERSIONS
+        if feed is None or ctx.request_id is None:
+            return await call_next(ctx)
+        try:
+            return await self._handle(feed, legacy, ctx, call_next)
+        finally:
+            feed.first_answer.set()
+
+    async def _handle(
+        self, feed: ChangeFeed, legacy: bool, ctx: ServerRequestContext[Any, Any], call_next: Any
+    ) -> Any:
+        if legacy and ctx.method in (_SUBSCRIBE, _UNSUBSCRIBE):
+            uri = (ctx.params or {}).get("uri")
+            if not isinstance(uri, str) or not uri.startswith("ops://"):
+                raise MCPError(code=INVALID_PARAMS, message=f"unknown resource: {uri!r}")
+            if ctx.method == _SUBSCRIBE:
+                feed.subscribe(uri)
+            else:
+                feed.unsubscribe(uri)
+            feed.attach(ctx.session)
+            return {}
+        result = await call_next(ctx)
+        if ctx.method == "initialize":
+            feed.attach(ctx.session)
+            return _advertise(result)
+        if legacy:
+            feed.attach(ctx.session)
+        return result
