@@ -33,8 +33,8 @@ from core.models import Role
 from core.storage.engine import BUSY_TIMEOUT_MS
 from core.timeutil import now_ts
 
-ROUNDS = 5
-PER_ROUND = 100
+ROUNDS = 8
+PER_ROUND = 150
 SMALL, LARGE = 1_000, 100_000
 PAGE_CALLS = 300
 ACTOR = "operator:bench"
