@@ -3,6 +3,7 @@ lifecycle the run worker drives (claim with a lease, heartbeat, finish, recover)
 
 from __future__ import annotations
 
+import builtins
 from dataclasses import dataclass
 
 from core import audit
@@ -11,7 +12,7 @@ from core.canonical import sha256_hex
 from core.errors import ConflictStateError, InputValidationError, RunAlreadyActiveError
 from core.events import EventBus
 from core.ids import IdKind, new_id, validate_id
-from core.models import Approved, LogPage, Page, Run, RunStatus
+from core.models import Approved, LogLine, LogPage, Page, Run, RunStatus
 from core.pagination import check_limit, decode_cursor, encode_cursor
 from core.ports import UnitOfWork, UowFactory
 from core.services.base import Service, load_config, require
@@ -107,7 +108,7 @@ class RunService(Service):
         lines = lines[:size]
         return LogPage(items=lines, next_after=lines[-1].seq if more and lines else None)
 
-    def tail(self, *, run_id: str, lines: int) -> list:  # type: ignore[type-arg]
+    def tail(self, *, run_id: str, lines: int) -> builtins.list[LogLine]:
         validate_id(IdKind.RUN, run_id)
         with self._uow() as uow:
             require(uow.runs.get(run_id), "run", run_id)
@@ -224,7 +225,9 @@ class RunService(Service):
             uow.commit()
         return Claim(run=run, approved=approved)
 
-    def heartbeat(self, *, run_ids: list[str], worker_id: str, lease_s: float) -> dict[str, bool]:
+    def heartbeat(
+        self, *, run_ids: builtins.list[str], worker_id: str, lease_s: float
+    ) -> dict[str, bool]:
         """Extend the leases this worker still holds; returns run id -> cancel requested.
         A run missing from the answer is no longer this worker's (stop working on it)."""
         with self._uow(write=True) as uow:
@@ -295,7 +298,7 @@ class RunService(Service):
             uow.commit()
         return True
 
-    def recover_expired(self) -> list[str]:
+    def recover_expired(self) -> builtins.list[str]:
         """Runs whose lease expired go back to pending (attempt + 1), or end ``error`` after
         ``max_attempts`` (``cancelled`` if a cancel was requested). Returns their ids."""
         with self._uow(write=True) as uow:

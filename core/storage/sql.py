@@ -6,6 +6,7 @@ translated into core errors at this boundary.
 
 from __future__ import annotations
 
+import builtins
 import json
 import logging
 from collections.abc import Iterator, Mapping
@@ -68,7 +69,7 @@ _UPDATE_DRAFT = sa.update(t.drafts).where(t.drafts.c.id == sa.bindparam("where_i
 _INSERT_APPROVED = sa.insert(t.approved)
 _INSERT_RUN = sa.insert(t.runs)
 _INSERT_AUDIT = sa.insert(t.audit)
-_KEY = sa.bindparam("key")
+_KEY: sa.BindParameter[Any] = sa.bindparam("key")
 _GET_PLAN = sa.select(t.plan).where(t.plan.c.id == _KEY)
 _GET_KV = sa.select(t.kv.c.value).where(t.kv.c.key == _KEY)
 _GET_DRAFT = sa.select(t.drafts).where(t.drafts.c.id == _KEY)
@@ -175,7 +176,8 @@ class ApprovedRepo(_Repo):
         return [Approved.model_validate(r) for r in rows], last
 
     def count(self) -> int:
-        return int(self.conn.execute(sa.select(sa.func.count()).select_from(t.approved)).scalar())
+        stmt = sa.select(sa.func.count()).select_from(t.approved)
+        return int(self.conn.execute(stmt).scalar() or 0)
 
     def marker(self) -> tuple[int, int]:
         """(count, highest seq): changes whenever the approved set changes."""
@@ -183,7 +185,7 @@ class ApprovedRepo(_Repo):
         count, top = self.conn.execute(stmt.select_from(t.approved)).one()
         return int(count), int(top)
 
-    def ids_with_prefix(self, prefix: str, limit: int) -> list[str]:
+    def ids_with_prefix(self, prefix: str, limit: int) -> builtins.list[str]:
         escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
         stmt = (
             sa.select(t.approved.c.id)
@@ -272,11 +274,11 @@ class RunRepo(_Repo):
         )
         return self.conn.execute(stmt).scalar()
 
-    def running_ids(self) -> list[str]:
+    def running_ids(self) -> builtins.list[str]:
         stmt = sa.select(t.runs.c.id).where(t.runs.c.status == RunStatus.RUNNING.value)
         return list(self.conn.execute(stmt).scalars())
 
-    def expired(self, now: str) -> list[tuple[str, int, bool]]:
+    def expired(self, now: str) -> builtins.list[tuple[str, int, bool]]:
         """Running runs whose lease ended before ``now``: (id, attempt, cancel_requested)."""
         stmt = sa.select(t.runs.c.id, t.runs.c.attempt, t.runs.c.cancel_requested).where(
             t.runs.c.status == RunStatus.RUNNING.value,
@@ -284,7 +286,7 @@ class RunRepo(_Repo):
         )
         return [(r[0], int(r[1]), bool(r[2])) for r in self.conn.execute(stmt).all()]
 
-    def cancel_flags(self, run_ids: list[str]) -> dict[str, tuple[str, bool]]:
+    def cancel_flags(self, run_ids: builtins.list[str]) -> dict[str, tuple[str, bool]]:
         if not run_ids:
             return {}
         stmt = sa.select(t.runs.c.id, t.runs.c.status, t.runs.c.cancel_requested).where(
