@@ -51,10 +51,15 @@ def validate_id(kind: IdKind, value: object) -> str:
     label = _LABEL[kind]
     if other is not None:
         raise InvalidIdError(
-            f"expected a {label} id ({kind.value}_…), got a {_LABEL[other]} id",
+            f"expected {_article(label)} {label} id ({kind.value}_…), "
+            f"got {_article(_LABEL[other])} {_LABEL[other]} id",
             detail={"expected": kind.value, "got": other.value},
         )
     raise InvalidIdError(f"malformed {label} id: expected '{kind.value}_' followed by a ULID")
+
+
+def _article(word: str) -> str:
+    return "an" if word[:1] in "aeiou" else "a"
 
 
 def validate_name(value: object, *, what: str) -> str:

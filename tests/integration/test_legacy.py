@@ -469,7 +469,7 @@ HOSTILE_FILES: list[tuple[str, str, Any, str]] = [
         "runs/r_1707000000000_aaaaaa.json",
         "draft as approved",
         {"approved_id": "d_1707000000000_aaaaaa"},
-        "approved_id: expected a approved item id",
+        "approved_id: expected an approved item id",
     ),
     (
         "runs/r_1707000000000_aaaaaa.json",
