@@ -376,8 +376,8 @@ def _ts(data: dict[str, Any], key: str) -> str | None:
     value = data.get(key)
     if value is None:
         return None
-    if isinstance(value, str) and value.strip().isdigit():
-        value = int(value.strip()[:20])
+    if isinstance(value, str) and value.strip().isdigit() and len(value.strip()) <= 16:
+        value = int(value.strip())
     try:
         if isinstance(value, bool):
             raise ValueError
@@ -553,8 +553,8 @@ def _parse_approved(data: dict[str, Any], stem: str) -> tuple[Approved, bool]:
     prompt, content, context = _content_fields(data)
     scope = _scope(data.get("scope"))
     expected = content_sha256(prompt=prompt, content=content, scope=scope.model_dump(mode="json"))
-    stored = _text(data, "content_sha256", max_chars=128)
-    computed = stored is None or stored == ""
+    stored = (_text(data, "content_sha256", max_chars=128) or "").strip().lower()
+    computed = stored == ""
     if not computed and stored != expected:
         # An older writer may have hashed its scope in the raw form it stored; accept that
         # only if the hash proves the prompt and content are exactly what it approved.
@@ -613,7 +613,7 @@ def _parse_run(data: dict[str, Any], stem: str) -> _RunIn:
     cancel = data.get("cancel_requested", False)
     if not isinstance(cancel, bool):
         raise _BadFile("cancel_requested must be true or false")
-    stored = _text(data, "content_sha256", max_chars=128)
+    stored = (_text(data, "content_sha256", max_chars=128) or "").strip().lower()
     run = Run(
         id=run_id,
         approved_id=_ref_id(data, "approved_id", IdKind.APPROVED),

@@ -558,3 +558,38 @@ def test_an_approved_item_for_a_draft_pending_in_the_store_is_refused(
     with pytest.raises(InputValidationError, match=f"draft {draft.id} is draft in the store"):
         import_store(services, root, actor="cli:import")
     assert services.drafts.get(draft_id=draft.id).status is DraftStatus.DRAFT
+
+
+def test_a_true_hash_in_upper_case_is_accepted(target: Services, tmp_path: Path) -> None:
+    root = tmp_path / "legacy"
+    digest = content_sha256(prompt="p", content="c", scope={"files": [], "agents": []})
+    _write(
+        root / "approved" / "a_1707000000000_aaaaaa.json",
+        {
+            "draft_id": "d_1707000000000_aaaaaa",
+            "prompt": "p",
+            "content": "c",
+            "content_sha256": digest.upper(),
+        },
+    )
+    _write(
+        root / "runs" / "r_1707000000000_aaaaaa.json",
+        {
+            "approved_id": "a_1707000000000_aaaaaa",
+            "status": "done",
+            "content_sha256": digest.upper(),
+        },
+    )
+    counts = import_store(target, root, actor="cli:import")
+    assert (counts["approved"], counts["runs"]) == (1, 1)
+    assert target.runs.get(run_id="r_1707000000000_aaaaaa").content_sha256 == digest
+
+
+def test_an_absurd_numeric_timestamp_is_refused(target: Services, tmp_path: Path) -> None:
+    root = tmp_path / "legacy"
+    _write(
+        root / "drafts" / "d_1707000000000_aaaaaa.json",
+        {"prompt": "p", "created_at": "1" * 40},
+    )
+    with pytest.raises(InputValidationError, match="created_at is not a timestamp"):
+        import_store(target, root, actor="cli:import")
