@@ -376,7 +376,9 @@ def _ts(data: dict[str, Any], key: str) -> str | None:
     value = data.get(key)
     if value is None:
         return None
-    if isinstance(value, str) and value.strip().isdigit() and len(value.strip()) <= 16:
+    if isinstance(value, str) and value.strip().isdigit():
+        if len(value.strip()) > 16:
+            raise _BadFile(f"{key} is not a timestamp (too many digits)")
         value = int(value.strip())
     try:
         if isinstance(value, bool):
