@@ -360,7 +360,7 @@ def _complete(
     return None
 
 
-@mcp.completion()
+@mcp.completion()  # type: ignore[no-untyped-call, untyped-decorator]  # untyped in the SDK
 async def complete(
     ref: PromptReference | ResourceTemplateReference,
     argument: CompletionArgument,
