@@ -188,19 +188,37 @@ class HttpxLlmProvider:
         self._client: httpx.AsyncClient | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
+    def _usable(self, loop: asyncio.AbstractEventLoop) -> bool:
+        # A client's pooled connections belong to the loop that opened them.
+        return self._client is not None and not self._client.is_closed and self._loop is loop
+
+    def _new_client(self) -> httpx.AsyncClient:
+        return httpx.AsyncClient(
+            transport=self._transport,
+            limits=httpx.Limits(max_connections=512, max_keepalive_connections=64),
+            follow_redirects=False,
+        )
+
     def _http(self) -> httpx.AsyncClient:
         if self._given is not None:
             return self._given
         loop = asyncio.get_running_loop()
-        if self._client is None or self._client.is_closed or self._loop is not loop:
-            # A client's pooled connections belong to the loop that opened them.
-            self._client = httpx.AsyncClient(
-                transport=self._transport,
-                limits=httpx.Limits(max_connections=512, max_keepalive_connections=64),
-                follow_redirects=False,
-            )
-            self._loop = loop
+        if not self._usable(loop):
+            self._client, self._loop = self._new_client(), loop
+        assert self._client is not None
         return self._client
+
+    async def open(self) -> None:
+        """Make the pooled client now (building its TLS context takes tens of ms), in a
+        thread, so that the first call does not pay for it on the event loop."""
+        loop = asyncio.get_running_loop()
+        if self._given is not None or self._usable(loop):
+            return
+        client = await asyncio.to_thread(self._new_client)
+        if self._usable(loop):  # another caller was quicker
+            await client.aclose()
+            return
+        self._client, self._loop = client, loop
 
     async def aclose(self) -> None:
         """Close the pooled client this adapter made (a given client is the caller's)."""

@@ -5,8 +5,9 @@ thread) wakes the dispatch loop through ``call_soon_threadsafe``, so a new run i
 once when a slot is free. Across processes a short poll finds runs created elsewhere, and a
 cancel-flag poll (every ``CANCEL_POLL_S``) sees cancels made elsewhere.
 
-Per run the store sees three small write transactions: the claim (with its first log line),
-one log line before the provider call, and the finish. Leases of all runs in flight are
+Per run the store sees two small write transactions: the claim (with its first log line)
+and the finish (with its last); a provider call that takes longer than ``SLOW_NOTE_S`` adds
+one log line. Leases of all runs in flight are
 extended in one heartbeat transaction. Every store call runs in a worker thread.
 """
 
@@ -30,9 +31,8 @@ import prompts
 from core.canonical import content_sha256
 from core.config import Settings
 from core.errors import ProviderError, StorageError
-from core.models import Approved, Config, Run, RunStatus
+from core.models import Approved, Config, ProviderEntry, Run, RunStatus
 from core.ports import Completion, LlmProvider
-from core.services.runs import Claim
 
 if TYPE_CHECKING:
     from core.bootstrap import Services
@@ -44,6 +44,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 CANCEL_POLL_S = 0.3
+SLOW_NOTE_S = 0.5  # a provider call still running after this gets a log line
 NOT_CONFIGURED = (
     "PROVIDER_NOT_CONFIGURED: no active provider is configured; set one with PUT /ops/provider"
 )
@@ -77,10 +78,12 @@ class _Job:
     run: Run
     approved: Approved
     timeout_s: float
+    provider: tuple[str, ProviderEntry] | None  # the active provider when it was claimed
     task: asyncio.Task[None] | None = None
     stop: asyncio.Event = field(default_factory=asyncio.Event)
     reason: str | None = None  # "cancel", "lost" (lease gone) or "stop" (worker stopping)
     finished: bool = False
+    released: bool = False  # its slot is free again (guarded by the worker's claim lock)
 
     def abort(self, reason: str) -> None:
         if self.reason is None:
@@ -104,6 +107,10 @@ class RunWorker:
         self.worker_id = worker_id or default_worker_id()
         self.ready = threading.Event()  # set once registered and recovered
         self._config = Config()
+        # Claims happen in worker threads (the dispatch loop's, and right after a finish in
+        # the finishing run's thread); this lock and ``_held`` keep them within the limit.
+        self._claim_lock = threading.Lock()
+        self._held = 0
         self._jobs: dict[str, _Job] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread_id: int | None = None
@@ -207,6 +214,7 @@ class RunWorker:
             worker_id=self.worker_id,
             lease_s=self._settings.run_lease_s,
         )
+        await self._llm.open()
         recovered = await self._db(self._services.runs.recover_expired)
         if recovered:
             log.info("recovered %d runs left by dead workers: %s", len(recovered), recovered)
@@ -235,33 +243,48 @@ class RunWorker:
             except TimeoutError:
                 pass
 
-    def _snapshot(self) -> tuple[Config, bool]:
-        """Config (read every loop, so changes apply at once) and whether work is waiting."""
-        config = self._services.config.get()
-        if len(self._jobs) >= config.max_concurrent_runs:
-            return config, False
-        waiting = self._services.runs.list(status=RunStatus.PENDING, limit=1).items
-        return config, bool(waiting)
+    def _claim_batch(self) -> None:
+        """In a worker thread: read the config (every time, so changes apply at once), then
+        claim runs into the free slots, handing each to the loop as soon as it is claimed."""
+        assert self._loop is not None
+        with self._claim_lock:
+            config = self._services.config.get()
+            self._config = config
+            free = config.max_concurrent_runs - self._held
+            if free <= 0 or self._stopping:
+                return
+            if not self._services.runs.list(status=RunStatus.PENDING, limit=1).items:
+                return
+            provider = self._services.provider.load().active_entry()
+            while free > 0 and not self._stopping:
+                claim = self._services.runs.claim_next(
+                    worker_id=self.worker_id, lease_s=self._settings.run_lease_s
+                )
+                if claim is None:
+                    return
+                free -= 1
+                self._held += 1
+                job = _Job(
+                    run=claim.run,
+                    approved=claim.approved,
+                    timeout_s=config.run_timeout_s,
+                    provider=provider,
+                )
+                self._loop.call_soon_threadsafe(self._start_job, job)
+
+    def _release(self, job: _Job) -> None:
+        """Free the slot of ``job`` (once)."""
+        with self._claim_lock:
+            if not job.released:
+                job.released = True
+                self._held -= 1
 
     async def _fill_slots(self) -> None:
-        config, waiting = await to_thread.run_sync(self._snapshot)
-        self._config = config
-        if not waiting:
-            return
-        while not self._stopping and len(self._jobs) < self._config.max_concurrent_runs:
-            claim: Claim | None = await self._db(
-                self._services.runs.claim_next,
-                worker_id=self.worker_id,
-                lease_s=self._settings.run_lease_s,
-            )
-            if claim is None:
-                return
-            self._start_job(claim)
+        await to_thread.run_sync(self._claim_batch)
 
-    def _start_job(self, claim: Claim) -> None:
-        job = _Job(run=claim.run, approved=claim.approved, timeout_s=self._config.run_timeout_s)
-        self._jobs[claim.run.id] = job
-        job.task = asyncio.create_task(self._execute(job), name=f"run {claim.run.id}")
+    def _start_job(self, job: _Job) -> None:
+        self._jobs[job.run.id] = job
+        job.task = asyncio.create_task(self._execute(job), name=f"run {job.run.id}")
 
     async def _drain(self) -> None:
         tasks = [job.task for job in self._jobs.values() if job.task is not None]
@@ -274,12 +297,15 @@ class RunWorker:
     async def _abandon(self) -> None:
         """Abort runs still in flight and hand them back (lease expired now, so they are
         queued again with ``attempt + 1``, or end after ``max_attempts``)."""
-        jobs = list(self._jobs.values())
-        if not jobs:
-            return
-        for job in jobs:
-            job.abort("stop")
-        await asyncio.gather(*(j.task for j in jobs if j.task is not None), return_exceptions=True)
+        jobs: list[_Job] = []
+        while self._jobs:  # a run claimed just before the stop may still join
+            batch = list(self._jobs.values())
+            for job in batch:
+                job.abort("stop")
+            await asyncio.gather(
+                *(j.task for j in batch if j.task is not None), return_exceptions=True
+            )
+            jobs += batch
         unfinished = [job.run.id for job in jobs if not job.finished]
         if not unfinished:
             return
@@ -383,6 +409,8 @@ class RunWorker:
                 )
         finally:
             self._jobs.pop(job.run.id, None)
+            if not job.released:  # ended without a finish (lease lost, worker stopping)
+                await to_thread.run_sync(self._release, job)
             if self._wake is not None:
                 self._wake.set()  # a slot is free
 
@@ -401,21 +429,12 @@ class RunWorker:
             log.error("run %s: %s", run.id, msg)
             await self._finish(job, RunStatus.ERROR, error=msg, line=msg)
             return
-        providers = await to_thread.run_sync(self._services.provider.load)
-        active = providers.active_entry()
+        active = job.provider
         if active is None:
             await self._finish(job, RunStatus.ERROR, error=NOT_CONFIGURED, line=NOT_CONFIGURED)
             return
         name, entry = active
-        note = asyncio.create_task(
-            self._db(
-                self._services.runs.append_log,
-                run_id=run.id,
-                level="info",
-                msg=f"calling provider {name} (model {entry.model}); "
-                f"run_timeout_s {job.timeout_s:g}",
-            )
-        )
+        note = asyncio.create_task(self._note_if_slow(job, name, entry.model))
         call = asyncio.create_task(self._llm.complete(entry, run_messages(approved)))
         stopper = asyncio.create_task(job.stop.wait())
         try:
@@ -426,8 +445,8 @@ class RunWorker:
             stopper.cancel()
             if not call.done():
                 call.cancel()  # aborts the HTTP request: the provider sees the hang-up
-            await asyncio.gather(call, stopper, return_exceptions=True)
-            await asyncio.gather(note, return_exceptions=True)
+            note.cancel()
+            await asyncio.gather(call, stopper, note, return_exceptions=True)
         if call in done:
             exc = call.exception()
             if exc is None:
@@ -451,6 +470,16 @@ class RunWorker:
             )
             await self._finish(job, RunStatus.ERROR, error=error, line=error)
 
+    async def _note_if_slow(self, job: _Job, provider: str, model: str) -> None:
+        """One log line if the provider takes a while (fast runs skip this write)."""
+        await asyncio.sleep(SLOW_NOTE_S)
+        await self._db(
+            self._services.runs.append_log,
+            run_id=job.run.id,
+            level="info",
+            msg=f"waiting for provider {provider} (model {model}); run_timeout_s {job.timeout_s:g}",
+        )
+
     async def _done(self, job: _Job, provider: str, completion: Completion) -> None:
         usage: dict[str, object] = dict(completion.usage or {})
         usage.update(provider=provider, model=completion.model, latency_ms=completion.latency_ms)
@@ -460,7 +489,8 @@ class RunWorker:
             RunStatus.DONE,
             output=completion.text,
             usage=usage,
-            line=f"done: model {completion.model} answered in {completion.latency_ms} ms"
+            line=f"done: provider {provider}, model {completion.model}, "
+            f"answered in {completion.latency_ms} ms"
             + (f", {tokens} tokens" if tokens is not None else ""),
         )
 
@@ -478,9 +508,8 @@ class RunWorker:
         for attempt in range(3):
             try:
                 ours = await self._db(
-                    self._services.runs.finish,
-                    run_id=job.run.id,
-                    worker_id=self.worker_id,
+                    self._finish_then_claim,
+                    job=job,
                     status=status,
                     output=output,
                     error=error,
@@ -496,6 +525,18 @@ class RunWorker:
             log.warning(
                 "run %s was no longer held by %s; result dropped", job.run.id, self.worker_id
             )
+
+    def _finish_then_claim(self, *, job: _Job, **values: Any) -> bool:
+        """In a worker thread: end the run, free its slot and at once claim the next run,
+        without a round trip through the event loop."""
+        ours = self._services.runs.finish(run_id=job.run.id, worker_id=self.worker_id, **values)
+        self._release(job)
+        if not self._stopping:
+            try:
+                self._claim_batch()
+            except Exception:
+                log.exception("worker %s: claiming runs failed", self.worker_id)
+        return ours
 
 
 def _forward_signal(

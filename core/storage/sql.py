@@ -9,6 +9,8 @@ from __future__ import annotations
 import builtins
 import json
 import logging
+import threading
+import time
 from collections.abc import Iterator, Mapping
 from types import TracebackType
 from typing import Any
@@ -19,7 +21,7 @@ from sqlalchemy.engine import Connection, Engine
 from core.errors import StorageError
 from core.models import Approved, AuditEntry, Draft, LogLine, Plan, Run, RunStatus, TokenInfo
 from core.storage import tables as t
-from core.storage.engine import WRITE
+from core.storage.engine import BUSY_TIMEOUT_MS, WRITE
 
 __all__ = ["SqlUnitOfWork", "is_unique_violation"]
 
@@ -489,15 +491,22 @@ class SqlUnitOfWork:
         self._engine = engine
         self._write = write
         self._conn: Connection | None = None
+        self._gate = _write_gate(engine) if write else None
 
     def __enter__(self) -> SqlUnitOfWork:
+        if self._gate is not None:
+            self._gate.acquire()
         try:
             conn = self._engine.connect()
             if self._write:
                 conn = conn.execution_options(**{WRITE: True})
             conn.begin()
-        except sa.exc.OperationalError as exc:
-            raise _storage_error(exc) from None
+        except BaseException as exc:
+            if self._gate is not None:
+                self._gate.release()
+            if isinstance(exc, sa.exc.OperationalError):
+                raise _storage_error(exc) from None
+            raise
         self._conn = conn
         self.plan = PlanRepo(conn)
         self.kv = KvRepo(conn)
@@ -532,8 +541,73 @@ class SqlUnitOfWork:
                 conn.rollback()
         finally:
             conn.close()
+            if self._gate is not None:
+                self._gate.release()
         if isinstance(exc, sa.exc.OperationalError):
             raise _storage_error(exc) from None
+
+
+class _WriteGate:
+    """First come, first served among one process's writers to one SQLite file.
+
+    SQLite's busy handler retries a locked database after sleeps of 1-100 ms, so a thread
+    writing in a tight loop starves the others (a worker's claim waited out a whole burst
+    of run creations). Queueing here in arrival order bounds each writer's wait by the
+    transactions ahead of it; other processes still meet SQLite's own busy timeout.
+    """
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._next = 0
+        self._serving = 0
+        self._abandoned: set[int] = set()
+
+    def acquire(self) -> None:
+        with self._cond:
+            ticket = self._next
+            self._next += 1
+            deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+            try:
+                while ticket != self._serving:
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        raise StorageError("the store is busy; try again")
+                    self._cond.wait(remaining)
+            except BaseException:
+                if ticket == self._serving:
+                    self._advance()
+                else:
+                    self._abandoned.add(ticket)
+                raise
+
+    def release(self) -> None:
+        with self._cond:
+            self._advance()
+
+    def _advance(self) -> None:
+        self._serving += 1
+        while self._serving in self._abandoned:
+            self._abandoned.discard(self._serving)
+            self._serving += 1
+        self._cond.notify_all()
+
+
+_GATES: dict[str, _WriteGate] = {}
+_GATES_LOCK = threading.Lock()
+
+
+def _write_gate(engine: Engine) -> _WriteGate | None:
+    """The gate shared by every engine of this process on the same SQLite file."""
+    if engine.dialect.name != "sqlite":
+        return None
+    key = str(engine.url)
+    if key == "sqlite://":  # read-only engines connect through a creator
+        return None
+    with _GATES_LOCK:
+        gate = _GATES.get(key)
+        if gate is None:
+            gate = _GATES[key] = _WriteGate()
+        return gate
 
 
 def _storage_error(exc: sa.exc.OperationalError) -> StorageError:

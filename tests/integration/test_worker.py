@@ -136,7 +136,7 @@ async def test_generate_then_approve_with_auto_run_ends_done(
     assert isinstance(run.usage["latency_ms"], int) and run.usage["total_tokens"] > 0
     assert run.attempt == 1 and run.started_at and run.finished_at
     log = log_text(services, run.id)
-    assert "started by" in log and "calling provider fake" in log and "done: model" in log
+    assert "attempt 1 started by" in log and "done: provider fake, model fake-model" in log
     assert fake.app.calls_containing("#gen1") == 2  # one generation, one run
 
 
@@ -253,6 +253,7 @@ async def test_run_timeout_ends_in_error(
         failed = await wait_run(services, run.id, timeout=5)
     assert failed.status is RunStatus.ERROR
     assert failed.error is not None and "timed out after 1 s" in failed.error
+    assert "waiting for provider fake (model fake-model)" in log_text(services, run.id)
 
 
 async def test_no_provider_ends_the_run_in_error(
