@@ -57,7 +57,7 @@ Any other stdio MCP client: run the same command and arguments.
 def _print_config(settings: Settings) -> None:
     sys.stdout.write(json.dumps(client_config(settings), indent=2) + "\n")
     sys.stdout.flush()
-    sys.stderr.write(_WHERE)
+    sys.stderr.write("\n" + _WHERE)
 
 
 def _logging() -> None:

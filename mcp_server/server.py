@@ -26,6 +26,7 @@ from mcp_types import (
 )
 from pydantic import BaseModel, Field
 
+from core import __version__
 from core.config import Settings
 from core.errors import OpsError
 from core.models import Approved, LogLine, Page, Plan, Run, RunStatus, Scope, StatusReport
@@ -77,6 +78,7 @@ _LIST_TTL = CacheHint(ttl_ms=60_000, scope="public")
 mcp: MCPServer[AppContext] = MCPServer(
     "ops-trigger",
     title="OPS Trigger",
+    version=__version__,
     instructions=INSTRUCTIONS,
     lifespan=lifespan,
     subscriptions=_bus,
