@@ -17,11 +17,12 @@ from core import __version__
 from core.bootstrap import Services, build_services
 from core.config import Settings
 from core.services.access import check_env_tokens
+from gateway.authcache import AuthCache
 from gateway.middleware import MAX_BODY_BYTES, BodyLimitMiddleware, RequestContextMiddleware
 from gateway.openapi import full_openapi
 from gateway.problems import install_problem_handlers
 from gateway.ratelimit import Limits
-from gateway.routes import api_router
+from gateway.routes import include_routers
 
 __all__ = ["create_app"]
 
@@ -96,9 +97,10 @@ def create_app(
     app.state.services = built
     app.state.settings = settings
     app.state.limits = Limits.from_settings(settings)
+    app.state.auth_cache = AuthCache()
     app.state.actions_documents = {}
     install_problem_handlers(app)
-    app.include_router(api_router)
+    include_routers(app)
 
     def openapi() -> dict[str, Any]:
         return full_openapi(app)

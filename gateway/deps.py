@@ -7,6 +7,7 @@ reads); the role comes from the one permission table in ``core.auth``.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -16,11 +17,13 @@ from fastapi import Depends, FastAPI, Header, Request
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.concurrency import run_in_threadpool
 
 from core.auth import Action, Principal
 from core.bootstrap import Services
 from core.errors import InputValidationError, UnauthorizedError
 from core.ids import kind_of
+from gateway.authcache import AuthCache
 from gateway.ratelimit import Limits
 
 __all__ = [
@@ -75,7 +78,8 @@ class Guard:
     """Authenticate the bearer token, apply the rate limits, authorize ``action``.
 
     A missing or unknown token is a 401 (audited, and counted against the client address);
-    a role too low is a 403 (audited by ``AccessService.authorize``)."""
+    a role too low is a 403 (audited by ``AccessService.authorize``). Store calls run in a
+    worker thread; a token seen in the last seconds needs none (``AuthCache``)."""
 
     def __init__(self, action: Action) -> None:
         self.action = action
@@ -83,22 +87,31 @@ class Guard:
     def __repr__(self) -> str:
         return f"Guard({self.action.value})"
 
-    def __call__(
+    async def __call__(
         self, request: Request, services: ServicesDep, credentials: BearerDep
     ) -> Principal:
-        limits: Limits = request.app.state.limits
+        state = request.app.state
+        limits: Limits = state.limits
+        cache: AuthCache = state.auth_cache
         client = _client(request)
         limits.auth_failures.check(client)
         token = credentials.credentials if credentials is not None else None
-        principal = services.access.authenticate(token) if token else None
+        principal = cache.get(token) if token else None
+        if principal is None and token:
+            principal = await run_in_threadpool(services.access.authenticate, token)
+            if principal is not None:
+                cache.put(token, principal)
         if principal is None:
             limits.auth_failures.record(client)
             reason = "missing token" if not token else "unknown token"
-            services.access.record_denial(
-                actor="anonymous",
-                action=self.action.value,
-                target=_target(request),
-                detail={"reason": reason, "route": _route_label(request), "client": client},
+            await run_in_threadpool(
+                functools.partial(
+                    services.access.record_denial,
+                    actor="anonymous",
+                    action=self.action.value,
+                    target=_target(request),
+                    detail={"reason": reason, "route": _route_label(request), "client": client},
+                )
             )
             raise UnauthorizedError(
                 "a bearer token is required"
@@ -110,7 +123,11 @@ class Guard:
         # passes the static table needs no config read; anything else asks core, which
         # consults the config and audits the denial.
         if not principal.can(self.action):
-            services.access.authorize(principal, self.action, target=_target(request))
+            await run_in_threadpool(
+                functools.partial(
+                    services.access.authorize, principal, self.action, target=_target(request)
+                )
+            )
         return principal
 
 
@@ -149,7 +166,7 @@ def _api_route_parts(app: FastAPI) -> Iterator[tuple[str, set[str], str, Dependa
     except ImportError:  # older FastAPI flattens included routes into app.routes
         for route in app.routes:
             if isinstance(route, APIRoute):
-                yield route.path, set(route.methods), route.name, route.dependant
+                yield route.path, set(route.methods or ()), route.name, route.dependant
         return
     for context in iter_route_contexts(app.routes):
         if isinstance(context.original_route, APIRoute):

@@ -109,7 +109,7 @@ def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
 def status_of(exc: OpsError) -> int:
     """The HTTP status of a core error (500 only for an error class missing from the table)."""
     for cls in type(exc).__mro__:
-        status = STATUS.get(cls)  # type: ignore[call-overload]
+        status = STATUS.get(cls)
         if status is not None:
             return status
     return 500

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import FastAPI
 
 from gateway.problems import problem_responses
 from gateway.routes import (
@@ -18,12 +18,15 @@ from gateway.routes import (
     status,
 )
 
-__all__ = ["api_router"]
+__all__ = ["include_routers"]
 
 # Errors any /ops operation can answer with.
 _COMMON = problem_responses(401, 403, 413, 422, 429, 503)
+_OPS = (status, plan, drafts, generate, approved, runs, provider, config, audit)
 
-api_router = APIRouter()
-for module in (status, plan, drafts, generate, approved, runs, provider, config, audit):
-    api_router.include_router(module.router, responses=_COMMON)
-api_router.include_router(meta.router)
+
+def include_routers(app: FastAPI) -> None:
+    """Mount every resource router on ``app`` (directly: one level of routing)."""
+    for module in _OPS:
+        app.include_router(module.router, responses=_COMMON)
+    app.include_router(meta.router)

@@ -2,10 +2,25 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Protocol
 
 from fastapi.testclient import TestClient
-from httpx import Response
+
+
+class Response(Protocol):
+    """What the tests read from an answer (httpx and the TestClient's responses)."""
+
+    @property
+    def status_code(self) -> int: ...
+
+    @property
+    def headers(self) -> Any: ...
+
+    @property
+    def text(self) -> str: ...
+
+    def json(self) -> Any: ...
+
 
 PROBLEM_KEYS = {"type", "title", "status", "detail", "code", "request_id"}
 

@@ -10,6 +10,7 @@ from core.auth import Action, Principal, required_role
 from core.bootstrap import Services
 from core.ids import IdKind, new_id
 from core.models import Config, ConfigPatch, Role
+from gateway.authcache import AUTH_CACHE_TTL_S, AuthCache
 from gateway.deps import api_routes
 from tests.integration.gateway.helpers import assert_problem
 
@@ -87,7 +88,7 @@ def test_route_by_role(
         method, path = info.method, info.path
         needed = required_role(info.action, config)
         for caller in ("none", "actions", "operator", "admin"):
-            body = {} if method in ("POST", "PUT") else None
+            body: dict[str, object] | None = {} if method in ("POST", "PUT") else None
             response = client.request(
                 method, concrete_path(path), json=body, headers=headers[caller]
             )
@@ -135,14 +136,37 @@ def test_denials_are_audited_without_the_token(
             assert value.removeprefix("Bearer ") not in dumped
 
 
-def test_registry_tokens_authenticate_and_revoked_ones_do_not(
-    client: TestClient, services: Services
+def test_registry_tokens_authenticate_and_revoked_ones_stop_within_the_cache_ttl(
+    app: FastAPI, client: TestClient, services: Services
 ) -> None:
+    now = [1000.0]
+    app.state.auth_cache = AuthCache(clock=lambda: now[0])
     info, token = services.access.create_token(role=Role.OPERATOR, name="ci-bot", actor="cli:test")
     auth = {"Authorization": f"Bearer {token}"}
     assert client.get("/ops/status", headers=auth).status_code == 200
     assert_problem(client.put("/ops/config", json={}, headers=auth), 403, "FORBIDDEN_ROLE")
     services.access.revoke_token(name=info.name, actor="cli:test")
+    # A revoked token keeps working for at most AUTH_CACHE_TTL_S (another process may
+    # have revoked it); then it is refused.
+    now[0] += AUTH_CACHE_TTL_S
     assert_problem(client.get("/ops/status", headers=auth), 401, "UNAUTHORIZED")
     basic = {"Authorization": "Basic dXNlcjpwYXNz"}
     assert_problem(client.get("/ops/status", headers=basic), 401, "UNAUTHORIZED")
+
+
+def test_auth_cache_holds_only_fresh_successes() -> None:
+    now = [0.0]
+    cache = AuthCache(ttl_s=2.0, max_entries=2, clock=lambda: now[0])
+    alice, bob = Principal(Role.ADMIN, "alice"), Principal(Role.ACTIONS, "bob")
+    cache.put("token-a", alice)
+    assert cache.get("token-a") == alice
+    assert cache.get("token-b") is None
+    now[0] = 1.9
+    assert cache.get("token-a") == alice
+    now[0] = 2.0
+    assert cache.get("token-a") is None
+    for name in ("x", "y", "z"):
+        cache.put(f"token-{name}", bob)
+    assert cache.get("token-x") is None  # evicted: at most max_entries
+    assert cache.get("token-z") == bob
+    assert AuthCache(ttl_s=0).get("token-a") is None

@@ -83,12 +83,13 @@ def test_the_api_key_never_leaks(
     ids = {"drafts": draft["id"], "approved": result["approved"]["id"], "runs": result["run"]["id"]}
     gets = [info.path for info in api_routes(app) if info.method == "GET"]
     assert "/ops/provider" in gets
-    for path in gets:
-        if "{id}" in path:
-            path = path.replace("{id}", ids[path.split("/")[2]])
+    for template in gets:
+        url = template
+        if "{id}" in template:
+            url = template.replace("{id}", ids[template.split("/")[2]])
         for role in ("admin", "operator", "actions"):
-            response = client.get(path, headers=headers[role])
-            assert response.status_code < 500 or path == "/ops/provider/models", path
+            response = client.get(url, headers=headers[role])
+            assert response.status_code < 500 or url == "/ops/provider/models", url
             seen.append(response.text)
     for role in ("actions", "operator"):
         seen.append(client.get(f"/openapi/actions.json?role={role}").text)

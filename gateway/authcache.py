@@ -1,0 +1,60 @@
+"""A short-lived cache of successful token lookups, so that a hot client does not cost a
+store read (and a worker-thread hop) per request.
+
+Only successes are cached, keyed by the token's SHA-256, for ``ttl_s`` seconds: a token
+revoked with ``ops-trigger token revoke`` stops working within that time. Failures always go
+to the store (and are audited and rate limited by the caller).
+"""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+
+from core.auth import Principal, hash_token
+
+__all__ = ["AUTH_CACHE_TTL_S", "AuthCache"]
+
+AUTH_CACHE_TTL_S = 2.0
+MAX_ENTRIES = 1024
+
+
+class AuthCache:
+    """Token hash -> principal, each entry valid for ``ttl_s`` seconds; used on one loop."""
+
+    def __init__(
+        self,
+        ttl_s: float = AUTH_CACHE_TTL_S,
+        *,
+        max_entries: int = MAX_ENTRIES,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.ttl_s = ttl_s
+        self._max = max_entries
+        self._clock = clock
+        self._entries: OrderedDict[str, tuple[Principal, float]] = OrderedDict()
+
+    def get(self, token: str) -> Principal | None:
+        """The cached principal for ``token``, or None if absent or expired."""
+        if self.ttl_s <= 0:
+            return None
+        key = hash_token(token)
+        entry = self._entries.get(key)
+        if entry is None:
+            return None
+        principal, expires = entry
+        if self._clock() >= expires:
+            del self._entries[key]
+            return None
+        return principal
+
+    def put(self, token: str, principal: Principal) -> None:
+        """Remember a successful authentication."""
+        if self.ttl_s <= 0:
+            return
+        key = hash_token(token)
+        self._entries[key] = (principal, self._clock() + self.ttl_s)
+        self._entries.move_to_end(key)
+        while len(self._entries) > self._max:
+            self._entries.popitem(last=False)
