@@ -7,9 +7,10 @@ import binascii
 
 from core.errors import InputValidationError
 
-__all__ = ["DEFAULT_LIMIT", "MAX_LIMIT", "check_limit", "decode_cursor", "encode_cursor"]
+__all__ = ["DEFAULT_LIMIT", "MAX_LIMIT", "MAX_SEQ", "check_limit", "decode_cursor", "encode_cursor"]
 
 DEFAULT_LIMIT = 50
+MAX_SEQ = 2**63 - 1  # the largest sequence number a store column can hold
 MAX_LIMIT = 200
 
 
@@ -29,8 +30,10 @@ def decode_cursor(kind: str, cursor: str | None) -> int | None:
         seq = int(number)
     except (binascii.Error, UnicodeDecodeError, ValueError):
         raise InputValidationError("invalid cursor") from None
-    if prefix != kind or seq < 0:
+    if prefix != kind:
         raise InputValidationError("invalid cursor: it belongs to another list")
+    if not 0 <= seq <= MAX_SEQ:
+        raise InputValidationError("invalid cursor")
     return seq
 
 

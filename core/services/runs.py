@@ -13,7 +13,7 @@ from core.errors import ConflictStateError, InputValidationError, RunAlreadyActi
 from core.events import EventBus
 from core.ids import IdKind, new_id, validate_id
 from core.models import Approved, LogLine, LogPage, Page, Run, RunStatus
-from core.pagination import check_limit, decode_cursor, encode_cursor
+from core.pagination import MAX_SEQ, check_limit, decode_cursor, encode_cursor
 from core.ports import UnitOfWork, UowFactory
 from core.services.base import Service, load_config, require
 from core.storage.sql import is_unique_violation
@@ -96,8 +96,8 @@ class RunService(Service):
 
     def log(self, *, run_id: str, after: int = 0, limit: int | None = None) -> LogPage:
         validate_id(IdKind.RUN, run_id)
-        if after < 0:
-            raise InputValidationError("after must be 0 or more")
+        if not 0 <= after <= MAX_SEQ:
+            raise InputValidationError(f"after must be between 0 and {MAX_SEQ}")
         size = 200 if limit is None else limit
         if not 1 <= size <= MAX_LOG_PAGE:
             raise InputValidationError(f"limit must be between 1 and {MAX_LOG_PAGE}")

@@ -19,6 +19,7 @@ from core.errors import (
     NotFoundError,
 )
 from core.models import DraftIn, DraftPatch, Role, RunStatus
+from core.pagination import encode_cursor
 from tests.unit.conftest import MakeApproved, MakeDraft, RawDb
 
 LONG_AGO = "2000-01-01T00:00:00.000000Z"
@@ -171,7 +172,8 @@ def test_hostile_ids_are_invalid_and_nothing_is_written(
 
 
 def test_invalid_cursors_and_limits_are_validation_errors(services: Services) -> None:
-    for cursor in ("garbage!", "x" * 100, "YTox"):  # "YTox" is another list's cursor
+    huge = encode_cursor("d", 2**64)
+    for cursor in ("garbage!", "x" * 100, "YTox", huge):  # "YTox" is another list's cursor
         with pytest.raises(InputValidationError):
             services.drafts.list(cursor=cursor)
     for limit in (0, 201, -5):

@@ -168,6 +168,8 @@ def test_log_lines_are_read_in_pages(
         services.runs.log(run_id=run.id, limit=0)
     with pytest.raises(InputValidationError):
         services.runs.log(run_id=run.id, after=-1)
+    with pytest.raises(InputValidationError):
+        services.runs.log(run_id=run.id, after=2**63)  # beyond what the store can compare
     with pytest.raises(NotFoundError):
         services.runs.log(run_id=new_id(IdKind.RUN))
 
