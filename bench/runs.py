@@ -24,6 +24,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from functools import partial
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -180,17 +181,15 @@ async def bench(args: argparse.Namespace, services: Services) -> None:
         for approved_id in cancel_ids:
             (run_id,) = await to_thread.run_sync(create_runs, services, [approved_id])
             while True:
-                current = await to_thread.run_sync(lambda r=run_id: services.runs.get(run_id=r))
+                current = await to_thread.run_sync(partial(services.runs.get, run_id=run_id))
                 if current.status is not RunStatus.PENDING:
                     break
                 await asyncio.sleep(0.005)
             await asyncio.sleep(0.1)  # the provider call is under way
             requested = time.monotonic()
-            await to_thread.run_sync(
-                lambda r=run_id: services.runs.cancel(run_id=r, actor=OPERATOR)
-            )
+            await to_thread.run_sync(partial(services.runs.cancel, run_id=run_id, actor=OPERATOR))
             while True:
-                current = await to_thread.run_sync(lambda r=run_id: services.runs.get(run_id=r))
+                current = await to_thread.run_sync(partial(services.runs.get, run_id=run_id))
                 if current.status.terminal:
                     break
                 await asyncio.sleep(0.002)
@@ -200,6 +199,7 @@ async def bench(args: argparse.Namespace, services: Services) -> None:
     finally:
         worker.stop()
         await task
+        await services.generation.aclose()
 
     ideal = args.runs / args.slots * args.delay
     ms = 1000.0

@@ -92,7 +92,11 @@ class _Job:
 
 
 class RunWorker:
-    """Claims pending runs and executes them through the active provider."""
+    """Claims pending runs and executes them through the active provider.
+
+    The adapter's pooled client is shared with generation and is not closed here: whoever
+    owns the loop closes it (``services.generation.aclose()``) when it is done.
+    """
 
     def __init__(
         self,
@@ -189,6 +193,7 @@ class RunWorker:
             await self._dispatch_loop()
             await self._drain()
         finally:
+            self._stopping = True  # also on cancellation: nothing new is claimed from here
             unsubscribe()
             for task in background:
                 task.cancel()
@@ -198,7 +203,6 @@ class RunWorker:
                 await self._db(self._services.runs.worker_stopped, worker_id=self.worker_id)
             except Exception:
                 log.exception("could not remove worker %s from the registry", self.worker_id)
-            await self._llm.aclose()
             self.ready.clear()
             self._loop = None
             log.info("worker %s stopped", self.worker_id)
@@ -583,6 +587,7 @@ def run_standalone(settings: Settings, *, worker_id: str | None = None) -> None:
         finally:
             for sig in installed:
                 loop.remove_signal_handler(sig)
+            await services.generation.aclose()
 
     try:
         asyncio.run(main())

@@ -82,6 +82,7 @@ async def running(services: Services, **kwargs: Any) -> AsyncIterator[RunWorker]
     finally:
         worker.stop()
         await asyncio.wait_for(task, timeout=20)
+        await services.generation.aclose()  # the pooled client belongs to this loop
 
 
 async def wait_run(
