@@ -184,3 +184,12 @@ def test_full_openapi_keeps_the_whole_api(client: TestClient, app: FastAPI) -> N
     docs = client.get("/docs")
     assert docs.status_code == 200
     assert "swagger" in docs.text.lower()
+
+
+def test_optional_bodies_are_plain_objects(client: TestClient) -> None:
+    document = client.get("/openapi/actions.json?role=operator").json()
+    approve = document["paths"]["/ops/drafts/{id}/approve"]["post"]["requestBody"]
+    assert approve.get("required", False) is False
+    assert approve["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/ApproveIn"
+    }
