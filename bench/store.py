@@ -22,6 +22,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 from core.auth import Principal
@@ -76,8 +77,10 @@ def _insert_drafts(conn: sqlite3.Connection, rows: list[tuple[object, ...]]) -> 
     conn.execute("COMMIT")
 
 
-def _approved_row(draft_id: str, prompt: str, content: str, task_id: str | None) -> tuple:  # type: ignore[type-arg]
-    scope = {"files": [], "agents": []}
+def _approved_row(
+    draft_id: str, prompt: str, content: str, task_id: str | None
+) -> tuple[object, ...]:
+    scope: dict[str, list[str]] = {"files": [], "agents": []}
     return (
         new_id(IdKind.APPROVED), draft_id, 1, task_id, prompt, content, "{}", json.dumps(scope),
         content_sha256(prompt=prompt, content=content, scope=scope), now_ts(), ACTOR, None,
@@ -179,6 +182,7 @@ def approvals_ratio(root: Path) -> tuple[float, float, float]:
 def _fill_approved(services: Services, count: int) -> None:
     """Bulk insert ``count`` approved items (and their drafts) in one transaction."""
     conn = _raw_connection(services.settings.data_dir / "ops.db")
+    tasks = max(1, count // 100)  # 100 items per task at every size: filtered pages are full
     try:
         drafts = _draft_rows(count, "fill")
         conn.execute("BEGIN IMMEDIATE")
@@ -191,7 +195,7 @@ def _fill_approved(services: Services, count: int) -> None:
         conn.executemany(
             _INSERT_APPROVED,
             (
-                _approved_row(str(d[0]), str(d[1]), str(d[2]), f"task-{i % 50}")
+                _approved_row(str(d[0]), str(d[1]), str(d[2]), f"task-{i % tasks}")
                 for i, d in enumerate(drafts)
             ),
         )
@@ -201,15 +205,17 @@ def _fill_approved(services: Services, count: int) -> None:
         conn.close()
 
 
-def _median_call(call: Callable[[], object]) -> float:
-    for _ in range(20):
-        call()
-    samples = []
-    for _ in range(PAGE_CALLS):
-        start = time.perf_counter()
-        call()
-        samples.append(time.perf_counter() - start)
-    return statistics.median(samples)
+def _median_calls(calls: dict[str, Callable[[], object]]) -> dict[str, float]:
+    """Median time of each call; the calls take turns so that load on the machine hits
+    them alike."""
+    samples: dict[str, list[float]] = {name: [] for name in calls}
+    for round_ in range(PAGE_CALLS + 20):
+        for name, call in calls.items():
+            start = time.perf_counter()
+            call()
+            if round_ >= 20:  # the first rounds warm caches up
+                samples[name].append(time.perf_counter() - start)
+    return {name: statistics.median(values) for name, values in samples.items()}
 
 
 def list_ratio(root: Path) -> dict[str, float]:
@@ -219,13 +225,11 @@ def list_ratio(root: Path) -> dict[str, float]:
         for n, services in stores.items():
             _fill_approved(services, n)
             assert services.approvals.list(limit=1).items, "fill failed"
-        out: dict[str, float] = {}
+        calls: dict[str, Callable[[], object]] = {}
         for n, services in stores.items():
-            out[f"all_{n}"] = _median_call(lambda s=services: s.approvals.list(limit=50))
-            out[f"task_{n}"] = _median_call(
-                lambda s=services: s.approvals.list(task_id="task-7", limit=50)
-            )
-        return out
+            calls[f"all_{n}"] = partial(services.approvals.list, limit=50)
+            calls[f"task_{n}"] = partial(services.approvals.list, task_id="task-7", limit=50)
+        return _median_calls(calls)
     finally:
         for services in stores.values():
             services.close()
