@@ -1,6 +1,8 @@
 """The ``openai_compat`` LLM adapter over one pooled ``httpx.AsyncClient``.
 
-This is the only core module that imports httpx. Every httpx exception and every failed
+This is the only core module that imports httpx, and it does so on first use: processes
+that never call a provider (the MCP server) do not pay for the import. Every httpx
+exception and every failed
 HTTP answer becomes a ``ProviderError`` in ``_translate``/``_status_error``, with its text
 redacted of the api key and of bearer values before anyone stores or shows it.
 """
@@ -16,13 +18,15 @@ import random
 import re
 import time
 from dataclasses import dataclass
-from typing import Any
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
-
-import httpx
 
 from core.errors import ProviderError
 from core.models import ProviderEntry
+
+if TYPE_CHECKING:
+    import httpx
 
 __all__ = [
     "Completion",
@@ -103,6 +107,12 @@ def _api_key(entry: ProviderEntry) -> str | None:
     return None
 
 
+def _httpx() -> ModuleType:
+    import httpx  # deferred: see the module docstring
+
+    return httpx
+
+
 def _retry_after(response: httpx.Response) -> float | None:
     """Seconds from a ``Retry-After`` header (delta seconds or an HTTP date), capped."""
     value = response.headers.get("retry-after")
@@ -127,7 +137,8 @@ def _backoff(attempt: int) -> float:
 
 def _retryable_transport_error(exc: httpx.TransportError) -> bool:
     # Connect errors never reached the server, so a retry cannot execute anything twice.
-    return isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout))
+    lib = _httpx()
+    return isinstance(exc, (lib.ConnectError, lib.ConnectTimeout, lib.PoolTimeout))
 
 
 class _Call:
@@ -144,14 +155,15 @@ class _Call:
 
     def translate(self, exc: httpx.HTTPError, attempts: int) -> ProviderError:
         """The one place where httpx exceptions become ``ProviderError``."""
+        lib = _httpx()
         tries = f" (after {attempts} attempts)" if attempts > 1 else ""
-        if isinstance(exc, httpx.TimeoutException):
-            kind = "connecting" if isinstance(exc, httpx.ConnectTimeout) else "waiting"
+        if isinstance(exc, lib.TimeoutException):
+            kind = "connecting" if isinstance(exc, lib.ConnectTimeout) else "waiting"
             return self.error(
                 f"provider timed out {kind} for {self.url} after {self.entry.timeout_s:g} s{tries}",
                 reason="timeout",
             )
-        if isinstance(exc, httpx.ConnectError):
+        if isinstance(exc, lib.ConnectError):
             return self.error(
                 f"cannot connect to the provider at {self.url}: {exc}{tries}", reason="connect"
             )
@@ -193,11 +205,13 @@ class HttpxLlmProvider:
         return self._client is not None and not self._client.is_closed and self._loop is loop
 
     def _new_client(self) -> httpx.AsyncClient:
-        return httpx.AsyncClient(
+        lib = _httpx()
+        client: httpx.AsyncClient = lib.AsyncClient(
             transport=self._transport,
-            limits=httpx.Limits(max_connections=512, max_keepalive_connections=64),
+            limits=lib.Limits(max_connections=512, max_keepalive_connections=64),
             follow_redirects=False,
         )
+        return client
 
     def _http(self) -> httpx.AsyncClient:
         if self._given is not None:
@@ -293,9 +307,8 @@ class HttpxLlmProvider:
         headers = {"Accept": "application/json"}
         if key:
             headers["Authorization"] = f"Bearer {key}"
-        timeout = httpx.Timeout(
-            entry.timeout_s, connect=min(entry.timeout_s, CONNECT_TIMEOUT_CAP_S)
-        )
+        lib = _httpx()
+        timeout = lib.Timeout(entry.timeout_s, connect=min(entry.timeout_s, CONNECT_TIMEOUT_CAP_S))
         client = self._http()
         attempt = 0
         while True:
@@ -304,7 +317,7 @@ class HttpxLlmProvider:
                 response = await client.request(
                     method, url, json=body, headers=headers, timeout=timeout
                 )
-            except httpx.TransportError as exc:
+            except lib.TransportError as exc:
                 if _retryable_transport_error(exc) and attempt <= retries:
                     delay = _backoff(attempt - 1)
                     log.info(
@@ -313,7 +326,7 @@ class HttpxLlmProvider:
                     await asyncio.sleep(delay)
                     continue
                 raise call.translate(exc, attempt) from None
-            except httpx.HTTPError as exc:
+            except lib.HTTPError as exc:
                 raise call.translate(exc, attempt) from None
             if response.status_code == 429 or response.status_code >= 500:
                 if attempt <= retries:
