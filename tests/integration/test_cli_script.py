@@ -52,7 +52,8 @@ def test_init_through_the_console_script(store: Path) -> None:
         ("UPDATE audit SET detail = 'not json' WHERE seq = 2", "entry 2: hash"),
         ("DELETE FROM audit WHERE seq = 2", "entry 3: expected sequence 2"),
         (
-            "UPDATE audit SET hash = 'f' || substr(hash, 2) WHERE seq = 3",
+            "UPDATE audit SET hash = (CASE WHEN substr(hash, 1, 1) = '0' THEN '1' ELSE '0' END)"
+            " || substr(hash, 2) WHERE seq = 3",
             "entry 3: hash does not match",
         ),
     ],
