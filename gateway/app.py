@@ -36,6 +36,11 @@ def _operation_id(route: APIRoute) -> str:
     return route.name
 
 
+def _report_worker_end(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("the embedded run worker crashed", exc_info=task.exception())
+
+
 @asynccontextmanager
 async def _embedded_worker(services: Services) -> AsyncIterator[None]:
     # Imported here: the gateway must start (and its tests run) without loading the worker.
@@ -43,6 +48,7 @@ async def _embedded_worker(services: Services) -> AsyncIterator[None]:
 
     worker = RunWorker(services)
     task = asyncio.create_task(worker.run(), name="ops-run-worker")
+    task.add_done_callback(_report_worker_end)
     log.info("embedded run worker started")
     try:
         yield
@@ -56,7 +62,7 @@ async def _embedded_worker(services: Services) -> AsyncIterator[None]:
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
         except Exception:
-            log.exception("run worker ended with an error")
+            pass  # already logged by _report_worker_end
         log.info("embedded run worker stopped")
 
 

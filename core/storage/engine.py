@@ -33,7 +33,7 @@ def make_engine(settings: Settings, *, read_only: bool = False) -> Engine:
     """Build the engine for ``settings``; ``read_only`` opens SQLite with ``mode=ro``."""
     url = sa.make_url(settings.db_url)
     if url.get_backend_name() != "sqlite":
-        return sa.create_engine(url, pool_pre_ping=True, future=True)
+        return sa.create_engine(url, pool_pre_ping=True, future=True, hide_parameters=True)
     path = sqlite_path(settings)
     if path is None:
         raise StorageError("an in-memory SQLite database cannot be shared; use a file")
@@ -46,11 +46,15 @@ def make_engine(settings: Settings, *, read_only: bool = False) -> Engine:
         engine = sa.create_engine(
             "sqlite://",
             creator=lambda: sqlite3.connect(uri, uri=True, check_same_thread=False),
+            hide_parameters=True,
         )
     else:
         path.parent.mkdir(parents=True, exist_ok=True)
+        # Bound values (provider keys among them) never appear in SQLAlchemy's error texts.
         engine = sa.create_engine(
-            f"sqlite:///{path.as_posix()}", connect_args={"check_same_thread": False}
+            f"sqlite:///{path.as_posix()}",
+            connect_args={"check_same_thread": False},
+            hide_parameters=True,
         )
     _install_sqlite_hooks(engine, read_only=read_only)
     return engine
