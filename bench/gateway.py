@@ -208,7 +208,7 @@ def _seed(data_dir: Path, drafts: int) -> tuple[str, list[str]]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=4.0, help="measurement per round")
-    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--approvals", type=int, default=400)
     args = parser.parse_args()
 
