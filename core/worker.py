@@ -21,6 +21,7 @@ import secrets
 import signal
 import socket
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -137,6 +138,15 @@ class RunWorker:
         # Several beats per lease, whatever the settings say, so a live worker keeps its runs.
         return min(self._settings.run_heartbeat_s, self._settings.run_lease_s / 3)
 
+    async def wait_ready(self, timeout: float = 10.0) -> bool:
+        """Wait until ``run()`` has registered the worker and recovered orphaned runs."""
+        deadline = time.monotonic() + timeout
+        while not self.ready.is_set():
+            if time.monotonic() >= deadline:
+                return False
+            await asyncio.sleep(0.005)
+        return True
+
     def stop(self) -> None:
         """Stop claiming; runs in flight get ``worker_stop_grace_s`` to finish. Thread-safe."""
         loop = self._loop
@@ -184,6 +194,12 @@ class RunWorker:
         unsubscribe = self._services.events.subscribe(self._on_event)
         background: list[asyncio.Task[None]] = []
         try:
+            # The one store call on the event loop: registering before the first await means
+            # that a host which starts this task and then serves (the gateway) already
+            # reports the worker alive on its first request.
+            self._services.runs.heartbeat(
+                run_ids=[], worker_id=self.worker_id, lease_s=self._settings.run_lease_s
+            )
             await self._start()
             background = [
                 asyncio.create_task(self._heartbeat_loop(), name="worker heartbeat"),
@@ -212,12 +228,6 @@ class RunWorker:
         return await to_thread.run_sync(functools.partial(fn, **kwargs))
 
     async def _start(self) -> None:
-        await self._db(
-            self._services.runs.heartbeat,
-            run_ids=[],
-            worker_id=self.worker_id,
-            lease_s=self._settings.run_lease_s,
-        )
         await self._llm.open()
         recovered = await self._db(self._services.runs.recover_expired)
         if recovered:

@@ -74,10 +74,7 @@ async def running(services: Services, **kwargs: Any) -> AsyncIterator[RunWorker]
     worker = RunWorker(services, **kwargs)
     task = asyncio.create_task(worker.run())
     try:
-        while not worker.ready.is_set():
-            if task.done():
-                task.result()
-            await asyncio.sleep(0.01)
+        assert await worker.wait_ready(), task.done() and task.result()
         yield worker
     finally:
         worker.stop()
