@@ -44,6 +44,8 @@ def _logging(verbose: bool = False) -> None:
         stream=sys.stderr,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    # Alembic narrates every plugin and migration step at INFO; keep start-up readable.
+    logging.getLogger("alembic").setLevel(logging.WARNING)
 
 
 data_dir_option = click.option(
