@@ -84,8 +84,10 @@ class ApprovalService(Service):
                     uow.approved.get_by_draft(draft_id), "approved item for draft", draft_id
                 )
                 return ApproveResult(approved=existing, run=None)
-            config = load_config(uow)
-            if config.prevent_self_approval and draft.created_by == actor.actor:
+            own_draft = draft.created_by == actor.actor
+            # The config matters only for self-approval and for an unspecified auto_run.
+            config = load_config(uow) if own_draft or auto_run is None else None
+            if config is not None and config.prevent_self_approval and own_draft:
                 self._deny(uow, actor, draft_id, "the creator of a draft cannot approve it")
             if draft.status is DraftStatus.ERROR and not draft.content:
                 raise ConflictStateError(
@@ -95,7 +97,8 @@ class ApprovalService(Service):
             check_draft_transition(draft.status, DraftStatus.APPROVED)
             approved = self._approve_in(uow, draft, actor, note)
             run: Run | None = None
-            if config.default_auto_run if auto_run is None else auto_run:
+            run_now = auto_run if auto_run is not None else bool(config and config.default_auto_run)
+            if run_now:
                 run = insert_run(uow, approved=approved, actor=actor)
             uow.commit()
         if run is not None:

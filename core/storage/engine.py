@@ -79,4 +79,8 @@ def _install_sqlite_hooks(engine: Engine, *, read_only: bool) -> None:
     @event.listens_for(engine, "begin")
     def _on_begin(conn: sa.Connection) -> None:
         write = conn.get_execution_options().get(WRITE, False)
-        conn.exec_driver_sql("BEGIN IMMEDIATE" if write and not read_only else "BEGIN")
+        # Straight to the driver: BEGIN needs no statement compilation or result handling,
+        # and it runs once per unit of work.
+        conn.connection.driver_connection.execute(  # type: ignore[union-attr]
+            "BEGIN IMMEDIATE" if write and not read_only else "BEGIN"
+        )

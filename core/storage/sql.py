@@ -395,7 +395,7 @@ class AuditRepo(_Repo):
         return (int(row[0]), str(row[1])) if row else None
 
     def add(self, entry: AuditEntry) -> None:
-        self.conn.execute(_INSERT_AUDIT, entry.model_dump(mode="json"))
+        self.conn.execute(_INSERT_AUDIT, dict(entry))  # fields are JSON-ready (see audit.record)
 
     def iter_all(self) -> Iterator[dict[str, Any]]:
         """Raw rows in order, as stored (verification must see exactly what is on disk)."""
