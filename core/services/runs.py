@@ -308,41 +308,21 @@ class RunService(Service):
                 return []
             config = load_config(uow)
             for run_id, attempt, cancel in expired:
-                running = (RunStatus.RUNNING.value,)
+                values: dict[str, object] = {"lease_owner": None, "lease_expires_at": None}
                 if cancel:
                     status, msg = RunStatus.CANCELLED, "lease expired; cancel was requested"
-                    uow.runs.set(
-                        run_id,
-                        only_status=running,
-                        status=status.value,
-                        finished_at=now,
-                        lease_owner=None,
-                        lease_expires_at=None,
-                    )
+                    values["finished_at"] = now
                 elif attempt >= config.max_attempts:
                     status = RunStatus.ERROR
                     msg = f"lease expired on attempt {attempt} of {config.max_attempts}"
-                    uow.runs.set(
-                        run_id,
-                        only_status=running,
-                        status=status.value,
-                        finished_at=now,
-                        error=msg,
-                        lease_owner=None,
-                        lease_expires_at=None,
-                    )
+                    values.update(finished_at=now, error=msg)
                 else:
                     status = RunStatus.PENDING
                     msg = f"lease expired on attempt {attempt}; queued as attempt {attempt + 1}"
-                    uow.runs.set(
-                        run_id,
-                        only_status=running,
-                        status=status.value,
-                        attempt=attempt + 1,
-                        started_at=None,
-                        lease_owner=None,
-                        lease_expires_at=None,
-                    )
+                    values.update(attempt=attempt + 1, started_at=None)
+                uow.runs.set(
+                    run_id, only_status=(RunStatus.RUNNING.value,), status=status.value, **values
+                )
                 uow.logs.append(run_id, ts=now, level="warning", msg=msg)
                 audit.record(
                     uow.audit,
