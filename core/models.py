@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 from typing import Annotated, Any, Generic, Literal, TypeVar
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -344,6 +345,11 @@ class ProviderEntryIn(_In):
     def _http_url(cls, value: str) -> str:
         if not value.startswith(("http://", "https://")):
             raise ValueError("base_url must start with http:// or https://")
+        parts = urlsplit(value)
+        if "@" in parts.netloc:  # it would be shown back: keys belong in api_key(_env)
+            raise ValueError("base_url must not carry credentials; use api_key or api_key_env")
+        if parts.query or parts.fragment or not parts.hostname:
+            raise ValueError("base_url must be scheme://host[:port][/path], no query or fragment")
         return value
 
 

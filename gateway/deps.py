@@ -34,6 +34,7 @@ __all__ = [
     "RouteInfo",
     "ServicesDep",
     "api_routes",
+    "guard_request",
     "parse_if_match",
     "require",
     "route_action",
@@ -139,15 +140,35 @@ def require(action: Action) -> Any:
 PrincipalDep = Annotated[Principal, require(Action.READ)]
 
 
-def route_action(dependant: Dependant) -> Action | None:
-    """The action a route declared through its guard, or None if it declared none."""
+def _route_guard(dependant: Dependant) -> Guard | None:
     pending = list(dependant.dependencies)
     while pending:
         current = pending.pop()
         if isinstance(current.call, Guard):
-            return current.call.action
+            return current.call
         pending.extend(current.dependencies)
     return None
+
+
+def route_action(dependant: Dependant) -> Action | None:
+    """The action a route declared through its guard, or None if it declared none."""
+    guard = _route_guard(dependant)
+    return guard.action if guard is not None else None
+
+
+async def guard_request(request: Request) -> None:
+    """Run the guard of the request's route now, raising its 401/403/429.
+
+    FastAPI parses a JSON body before it solves the dependencies, so a body that is not
+    JSON would otherwise answer 422 to a caller without a valid token (and go unaudited);
+    the error handlers call this first."""
+    route = request.scope.get("route")
+    dependant = getattr(route, "dependant", None)
+    guard = _route_guard(dependant) if isinstance(dependant, Dependant) else None
+    if guard is None:
+        return
+    services: Services = request.app.state.services
+    await guard(request, services, await bearer(request))
 
 
 @dataclass(frozen=True)

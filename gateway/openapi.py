@@ -56,9 +56,10 @@ def full_openapi(app: FastAPI) -> dict[str, Any]:
     return document
 
 
-def operations_for(app: FastAPI, role: Role) -> set[tuple[str, str]]:
-    """(path, method) of every ``/ops`` operation ``role`` may call under the default config."""
-    config = Config()
+def operations_for(app: FastAPI, role: Role, config: Config | None = None) -> set[tuple[str, str]]:
+    """(path, method) of every ``/ops`` operation ``role`` may call under ``config`` (the
+    default config if None): with ``operator_can_generate`` an operator may write drafts."""
+    config = config if config is not None else Config()
     return {
         (info.path, info.method.lower())
         for info in api_routes(app)
@@ -139,12 +140,14 @@ def _used_schemas(paths: dict[str, Any], schemas: dict[str, Any]) -> dict[str, A
     return dict(sorted(used.items()))
 
 
-def actions_openapi(app: FastAPI, settings: Settings, role: Role) -> dict[str, Any]:
-    """The document a GPT builder imports: only what ``role`` may call, flat parameters,
-    short texts, and ``x-openai-isConsequential`` on every operation."""
+def actions_openapi(
+    app: FastAPI, settings: Settings, role: Role, config: Config | None = None
+) -> dict[str, Any]:
+    """The document a GPT builder imports: only what ``role`` may call under ``config``,
+    flat parameters, short texts, and ``x-openai-isConsequential`` on every operation."""
     full = full_openapi(app)
     schemas: dict[str, Any] = full.get("components", {}).get("schemas", {})
-    allowed = operations_for(app, role)
+    allowed = operations_for(app, role, config)
     paths: dict[str, Any] = {}
     for path, item in full.get("paths", {}).items():
         for method, source in item.items():

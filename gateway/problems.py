@@ -15,6 +15,7 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
+from starlette.routing import compile_path
 from starlette.types import Scope
 
 from core.errors import (
@@ -33,6 +34,7 @@ from core.errors import (
     StorageError,
     UnauthorizedError,
 )
+from gateway.deps import api_routes, guard_request
 
 __all__ = [
     "PROBLEM_MEDIA_TYPE",
@@ -160,7 +162,7 @@ async def _ops_error(request: Request, exc: Exception) -> Response:
     status = status_of(exc)
     headers: dict[str, str] = {}
     if isinstance(exc, UnauthorizedError):
-        headers["WWW-Authenticate"] = 'Bearer realm="ops"'
+        headers["WWW-Authenticate"] = "Bearer"
     if isinstance(exc, RateLimitedError):
         headers["Retry-After"] = str(exc.retry_after)
     if status >= 500:
@@ -192,15 +194,53 @@ def field_errors(errors: Any) -> list[dict[str, Any]]:
     return result
 
 
+async def _guard_first(request: Request) -> Response | None:
+    """The route's 401/403/429 answer, if the caller fails its guard (see guard_request)."""
+    try:
+        await guard_request(request)
+    except OpsError as exc:
+        return await _ops_error(request, exc)
+    return None
+
+
+def _sent_json(request: Request) -> bool:
+    media = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    return media == "application/json" or (
+        media.startswith("application/") and media.endswith("+json")
+    )
+
+
+_NOT_AN_OBJECT = frozenset({"model_attributes_type", "model_type", "dict_type"})
+
+
+def _body_detail(request: Request, first: Mapping[str, Any]) -> str | None:
+    """A plain sentence for a body that is missing or not a JSON object, else None."""
+    if list(first["loc"]) != ["body"]:
+        return None
+    if first["type"] == "missing":
+        return "a JSON request body is required"
+    if first["type"] in _NOT_AN_OBJECT:
+        if not _sent_json(request):
+            return "the request body must be a JSON object sent as Content-Type: application/json"
+        return "the request body must be a JSON object"
+    return None
+
+
 async def _validation_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
-    errors = field_errors(exc.errors())
+    raw_errors = list(exc.errors())
+    if any(error.get("type") == "json_invalid" for error in raw_errors):
+        # Raised while the body was read, before the route's guard ran.
+        denied = await _guard_first(request)
+        if denied is not None:
+            return denied
+    errors = field_errors(raw_errors)
     if errors:
         first = errors[0]
         where = ".".join(str(part) for part in first["loc"])
-        detail = f"invalid request: {where}: {first['msg']}"
-        if len(exc.errors()) > 1:
-            detail += f" (and {len(exc.errors()) - 1} more)"
+        detail = _body_detail(request, first) or f"invalid request: {where}: {first['msg']}"
+        if len(raw_errors) > 1:
+            detail += f" (and {len(raw_errors) - 1} more)"
     else:
         detail = "invalid request"
     return problem_response(
@@ -227,6 +267,9 @@ async def _http_error(request: Request, exc: Exception) -> Response:
             headers=headers,
         )
     if exc.status_code == 405:
+        allowed = _allowed_methods(request)
+        if allowed:
+            headers["Allow"] = ", ".join(allowed)
         return problem_response(
             status=405,
             code="METHOD_NOT_ALLOWED",
@@ -244,7 +287,11 @@ async def _http_error(request: Request, exc: Exception) -> Response:
             request_id=request_id,
         )
     if exc.status_code == 400:
-        # FastAPI raises 400 for a body it cannot parse: for the client that is bad input.
+        # FastAPI raises 400 for a body it cannot parse (before the route's guard ran): for
+        # a caller who passes the guard, that is bad input.
+        denied = await _guard_first(request)
+        if denied is not None:
+            return denied
         return problem_response(
             status=422,
             code=InputValidationError.code,
@@ -260,6 +307,17 @@ async def _http_error(request: Request, exc: Exception) -> Response:
         request_id=request_id,
         headers=headers,
     )
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    """Every method some API route offers on this path (Starlette names only the first
+    route's, while GET and PUT of one path are two routes here)."""
+    table: list[tuple[Any, str]] | None = getattr(request.app.state, "route_methods", None)
+    if table is None:
+        table = [(compile_path(info.path)[0], info.method) for info in api_routes(request.app)]
+        request.app.state.route_methods = table
+    path = request.scope.get("path", "")
+    return sorted({method for regex, method in table if regex.match(path)})
 
 
 def install_problem_handlers(app: FastAPI) -> None:

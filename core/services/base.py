@@ -45,11 +45,35 @@ def check_content(content: str) -> None:
         )
 
 
+MAX_CONTEXT_DEPTH = 32
+
+
+def _depth(value: Any) -> int:
+    """How deeply ``value`` nests objects and arrays (iterative: no recursion limit)."""
+    deepest, pending = 0, [(value, 1)]
+    while pending:
+        node, level = pending.pop()
+        if not isinstance(node, dict | list):
+            continue
+        deepest = max(deepest, level)
+        if level > MAX_CONTEXT_DEPTH:
+            break
+        children = node.values() if isinstance(node, dict) else node
+        pending.extend((child, level + 1) for child in children)
+    return deepest
+
+
 def check_context(context: dict[str, Any]) -> None:
+    if _depth(context) > MAX_CONTEXT_DEPTH:
+        raise InputValidationError(
+            f"context nests objects and arrays more than {MAX_CONTEXT_DEPTH} levels deep"
+        )
     try:
-        size = len(json.dumps(context, ensure_ascii=False).encode("utf-8"))
+        size = len(json.dumps(context, ensure_ascii=False, allow_nan=False).encode("utf-8"))
     except (TypeError, ValueError):
-        raise InputValidationError("context must be a JSON object") from None
+        raise InputValidationError(
+            "context must be a plain JSON object (no NaN or Infinity)"
+        ) from None
     if size > MAX_CONTEXT_BYTES:
         raise PayloadTooLargeError(f"context is {size} bytes; the limit is {MAX_CONTEXT_BYTES}")
 

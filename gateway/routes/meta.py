@@ -6,8 +6,10 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel
+from starlette.concurrency import run_in_threadpool
 from starlette.responses import JSONResponse, Response
 
+from core.bootstrap import Services
 from core.models import Role
 from gateway.openapi import actions_openapi
 from gateway.problems import problem_responses
@@ -45,9 +47,13 @@ async def actions_document(
     ] = "actions",
 ) -> Response:
     """OpenAPI 3.1 with only the /ops operations this role may call; import it by URL."""
-    cache: dict[str, dict[str, Any]] = request.app.state.actions_documents
-    document = cache.get(role)
+    services: Services = request.app.state.services
+    # What a role may call follows the live config (operator_can_generate).
+    config = await run_in_threadpool(services.config.get)
+    key = (role, config.operator_can_generate)
+    cache: dict[tuple[str, bool], dict[str, Any]] = request.app.state.actions_documents
+    document = cache.get(key)
     if document is None:
-        document = actions_openapi(request.app, request.app.state.settings, Role(role))
-        cache[role] = document
+        document = actions_openapi(request.app, request.app.state.settings, Role(role), config)
+        cache[key] = document
     return JSONResponse(document)
