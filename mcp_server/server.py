@@ -30,6 +30,7 @@ from core import __version__
 from core.config import Settings
 from core.errors import OpsError
 from core.models import Approved, LogLine, Page, Plan, Run, RunStatus, Scope, StatusReport
+from core.storage.failures import as_storage_error
 from mcp_server.dispatch import DispatchRole, build_dispatch
 from mcp_server.errors import prompt_errors, resource_errors, tool_errors
 from mcp_server.state import AppContext, Store, current_app, pop_app, push_app
@@ -66,7 +67,8 @@ async def lifespan(_server: MCPServer[AppContext]) -> AsyncIterator[AppContext]:
     push_app(app)
     try:
         async with anyio.create_task_group() as tg:
-            tg.start_soon(app.feed.run, store.approved_marker, settings.mcp_watch_s)
+            baseline = store.quick_marker()  # before the first request is answered
+            tg.start_soon(app.feed.run, store.approved_marker, settings.mcp_watch_s, baseline)
             yield app
             tg.cancel_scope.cancel()
     finally:
@@ -371,5 +373,7 @@ async def complete(
     """Approved ids (never drafts), the agents and files of the chosen item, recent run ids."""
     try:
         return await anyio.to_thread.run_sync(partial(_complete, ref, argument, context))
-    except OpsError:
-        return None
+    except Exception as exc:  # completions are best effort: an unusable store offers none
+        if isinstance(exc, OpsError) or as_storage_error(exc) is not None:
+            return None
+        raise

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from core.config import Settings
 from core.errors import StorageError
 from core.models import Approved
+from core.storage.peek import approved_marker, check_sqlite_file, sqlite_file
 
 if TYPE_CHECKING:
     from core.bootstrap import Services
@@ -36,13 +37,17 @@ class Store:
         self._approved: OrderedDict[str, Approved] = OrderedDict()
 
     def check(self) -> None:
-        """Fail fast, without loading the storage layer, when the default store is missing."""
-        if self._settings.database_url is None:
-            path = (self._settings.data_dir / "ops.db").absolute()
-            if not path.is_file():
-                raise StorageError(
-                    f"no store at {path}: run 'ops-trigger init' (or start the gateway) first"
-                )
+        """Fail fast, without loading the storage layer, when the SQLite store is missing or
+        is not a database."""
+        path = sqlite_file(self._settings)
+        if path is not None:
+            check_sqlite_file(path)
+
+    def quick_marker(self) -> tuple[int, int] | None:
+        """The approved-set marker read with the standard library (milliseconds, no
+        SQLAlchemy), so changes right after start-up are noticed; None if not possible."""
+        path = sqlite_file(self._settings)
+        return approved_marker(path) if path is not None else None
 
     def get(self) -> Services:
         """The read-only services; the first call builds them (thread-safe)."""

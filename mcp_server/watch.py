@@ -27,6 +27,7 @@ from mcp_types import INVALID_PARAMS
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
 from core.errors import OpsError
+from core.storage.failures import as_storage_error
 
 __all__ = ["APPROVED_URI", "ChangeFeed", "LegacyChanges"]
 
@@ -78,18 +79,31 @@ class ChangeFeed:
         except (anyio.ClosedResourceError, anyio.BrokenResourceError):
             self._peer = None
 
-    async def run(self, read_marker: Callable[[], tuple[int, int]], interval: float) -> None:
-        """Poll ``read_marker`` (in a worker thread) every ``interval`` seconds, forever."""
+    async def run(
+        self,
+        read_marker: Callable[[], tuple[int, int]],
+        interval: float,
+        baseline: tuple[int, int] | None = None,
+    ) -> None:
+        """Poll ``read_marker`` (in a worker thread) every ``interval`` seconds, forever.
+
+        ``baseline`` is the marker at start-up: with it, an approval made between the
+        client's first request and the first poll is announced too. A store that cannot be
+        read is logged (once per distinct reason) and polled again; the feed never dies.
+        """
         failing: str | None = None
+        self.marker = baseline
         with anyio.move_on_after(WARM_UP_AFTER_S):
             await self.first_answer.wait()
         while True:
             try:
                 marker = await anyio.to_thread.run_sync(read_marker)
-            except OpsError as exc:
-                if exc.message != failing:
-                    log.warning("cannot read the approved set: %s", exc.message)
-                failing = exc.message
+            except Exception as exc:
+                error = exc if isinstance(exc, OpsError) else as_storage_error(exc)
+                reason = error.message if error is not None else f"{type(exc).__name__}: {exc}"
+                if reason != failing:
+                    log.warning("cannot read the approved set: %s", reason)
+                failing = reason
             else:
                 failing = None
                 previous, self.marker = self.marker, marker

@@ -152,6 +152,32 @@ def test_a_missing_store_is_a_clear_error(tmp_path: Path) -> None:
     assert not missing.exists()  # a reader never creates the store
 
 
+@pytest.mark.parametrize(
+    ("content", "reason"),
+    [(b"\x00garbage, not a database" * 200, "not a SQLite database"), (b"", "is empty")],
+    ids=["garbage", "empty"],
+)
+def test_a_store_that_is_not_a_database_is_a_clear_error(
+    tmp_path: Path, content: bytes, reason: str
+) -> None:
+    store = tmp_path / "broken"
+    store.mkdir()
+    (store / "ops.db").write_bytes(content)
+    done = subprocess.run(
+        [str(OPS_TRIGGER), "mcp", "--data-dir", str(store)],
+        input="",
+        capture_output=True,
+        text=True,
+        env=child_env(),
+        timeout=TIMEOUT_S,
+        check=False,
+    )
+    assert done.returncode == 1
+    assert done.stdout == ""
+    assert "STORAGE_ERROR" in done.stderr and reason in done.stderr
+    assert "Traceback" not in done.stderr
+
+
 @pytest.mark.anyio
 async def test_the_start_up_path_loads_no_web_stack(
     world: World, data_dir: Path, tmp_path: Path

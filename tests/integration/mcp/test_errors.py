@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import sqlite3
+
 import pytest
+import sqlalchemy as sa
 from mcp.server.mcpserver.exceptions import ResourceError, ToolError
 from mcp.shared.exceptions import MCPError
 
 from core import errors
-from core.errors import OpsError, RateLimitedError
+from core.errors import InvalidIdError, OpsError, RateLimitedError
 from mcp_server.errors import describe, prompt_errors, resource_errors, tool_errors
 
 
@@ -51,3 +54,27 @@ def test_each_surface_maps_the_error(cls: type[OpsError]) -> None:
 def test_foreign_errors_are_not_swallowed() -> None:
     with pytest.raises(KeyError), tool_errors():
         raise KeyError("not ours")
+
+
+def corrupt_store_error() -> sa.exc.DatabaseError:
+    """What SQLAlchemy raises when ops.db is not a database (not an OperationalError)."""
+    return sa.exc.DatabaseError("SELECT 1", {}, sqlite3.DatabaseError("file is not a database"))
+
+
+def test_a_corrupt_store_is_a_storage_error_on_every_surface() -> None:
+    with pytest.raises(ToolError) as tool, tool_errors():
+        raise corrupt_store_error()
+    assert str(tool.value).startswith("STORAGE_ERROR: the store is not a valid SQLite database")
+    with pytest.raises(ResourceError) as resource, resource_errors():
+        raise corrupt_store_error()
+    assert str(resource.value) == str(tool.value)
+    with pytest.raises(MCPError) as prompt, prompt_errors():
+        raise corrupt_store_error()
+    assert prompt.value.message == str(tool.value)
+    assert "SELECT" not in str(tool.value)  # no statement text reaches the model
+
+
+def test_a_malformed_task_id_gets_no_item_id_hint() -> None:
+    text = describe(InvalidIdError("malformed task id: use 1-64 letters, digits, '_'"))
+    assert "a_" not in text
+    assert "a_1707000000000_ab12cd" in describe(InvalidIdError("malformed approved item id"))

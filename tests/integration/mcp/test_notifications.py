@@ -3,12 +3,15 @@ case is in tests/e2e/test_mcp_notifications.py)."""
 
 from __future__ import annotations
 
+import sqlite3
 import warnings
 
 import anyio
 import pytest
+import sqlalchemy as sa
 from mcp import Client
 from mcp.server.mcpserver import MCPServer
+from mcp.server.subscriptions import InMemorySubscriptionBus
 from mcp.shared.exceptions import MCPDeprecationWarning
 from mcp.shared.subscriptions import ResourcesListChanged, ResourceUpdated
 from mcp_types import ResourceListChangedNotification, ResourceUpdatedNotification
@@ -18,6 +21,7 @@ from core.config import Settings
 from core.models import DraftIn
 from mcp_server.server import configure
 from mcp_server.state import AppContext, current_app
+from mcp_server.watch import ChangeFeed
 from tests.integration.mcp.seed import ADMIN, OPERATOR, World
 
 pytestmark = pytest.mark.anyio
@@ -113,3 +117,42 @@ async def test_no_notification_without_a_change(
         await feed_watching()
         await anyio.sleep(0.3)  # three more polls
     assert not [m for m in received if isinstance(m, ResourceListChangedNotification)]
+
+
+async def test_a_change_before_the_first_poll_is_announced() -> None:
+    """The feed starts from the marker noted at start-up: an approval made before its first
+    poll (say, at once after the client's first request) is announced, not taken as the
+    starting point."""
+    feed = ChangeFeed(InMemorySubscriptionBus())
+    feed.first_answer.set()
+    with anyio.move_on_after(0.2):
+        await feed.run(lambda: (4, 4), 0.05, baseline=(3, 3))
+    assert feed.changes == 1 and feed.marker == (4, 4)
+
+
+async def test_the_start_up_marker_is_the_approved_set_marker(
+    server: MCPServer[AppContext], world: World, services: Services
+) -> None:
+    async with Client(server):
+        store = current_app().store
+        assert store.quick_marker() == services.approvals.marker() == store.approved_marker()
+        approve_one(services)
+        assert store.quick_marker() == services.approvals.marker()
+
+
+async def test_the_feed_survives_a_store_it_cannot_read(caplog: pytest.LogCaptureFixture) -> None:
+    """A corrupt store makes the poll fail: logged once, polled again, the server lives on."""
+    calls = 0
+
+    def broken_marker() -> tuple[int, int]:
+        nonlocal calls
+        calls += 1
+        raise sa.exc.DatabaseError("SELECT", {}, sqlite3.DatabaseError("file is not a database"))
+
+    feed = ChangeFeed(InMemorySubscriptionBus())
+    feed.first_answer.set()
+    with anyio.move_on_after(0.3):
+        await feed.run(broken_marker, 0.05, baseline=(1, 1))
+    assert calls >= 3
+    warnings_logged = [r for r in caplog.records if "cannot read the approved set" in r.message]
+    assert len(warnings_logged) == 1 and "not a valid SQLite database" in warnings_logged[0].message
