@@ -28,13 +28,46 @@ class _Cli(click.Group):
             return super().invoke(ctx)
         except OpsError as exc:
             raise click.ClickException(f"{exc.code}: {exc.message}") from None
+        except Exception as exc:
+            # A corrupt ops.db, a read-only or missing data directory: one line, no traceback.
+            from core.storage.failures import as_storage_error
+
+            error = as_storage_error(exc)
+            if error is None:
+                raise
+            raise click.ClickException(f"{error.code}: {error.message}{_where(ctx)}") from None
+
+
+def _where(ctx: click.Context) -> str:
+    """`` (data dir: D)`` for storage errors, so the user knows which store is meant."""
+    data_dir = ctx.meta.get(_DATA_DIR_KEY)
+    return f" (data dir: {data_dir})" if data_dir is not None else ""
+
+
+_DATA_DIR_KEY = "ops_trigger.data_dir"
+
+
+def _remember_data_dir(
+    ctx: click.Context, _param: click.Parameter, value: Path | None
+) -> Path | None:
+    """``--data-dir`` is accepted on groups too (``ops-trigger token --data-dir D list``)."""
+    if value is not None:
+        ctx.meta[_DATA_DIR_KEY] = value
+    return value
 
 
 def _settings(data_dir: Path | None) -> Settings:
+    ctx = click.get_current_context(silent=True)
+    if data_dir is None and ctx is not None:
+        data_dir = ctx.meta.get(_DATA_DIR_KEY)
     try:
         settings = Settings(data_dir=data_dir) if data_dir is not None else Settings()
     except ValueError as exc:  # pydantic ValidationError is a ValueError
         raise click.ClickException(f"invalid settings: {exc}") from None
+    if ctx is not None:
+        ctx.meta[_DATA_DIR_KEY] = settings.data_dir
+    if settings.data_dir.exists() and not settings.data_dir.is_dir():
+        raise click.ClickException(f"data dir {settings.data_dir} exists and is not a directory")
     return settings
 
 
@@ -52,13 +85,15 @@ data_dir_option = click.option(
     "--data-dir",
     type=click.Path(file_okay=False, path_type=Path),
     default=None,
+    callback=_remember_data_dir,
     help="Data directory (default: $OPS_DATA_DIR or ./.orch_data/ops).",
 )
 
 
 @click.group(cls=_Cli, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="ops-trigger")
-def cli() -> None:
+@data_dir_option
+def cli(data_dir: Path | None) -> None:
     """OPS Trigger: approval-gated multi-agent trigger."""
 
 
@@ -96,7 +131,11 @@ def serve(data_dir: Path | None, host: str, port: int, no_worker: bool) -> None:
     from gateway.server import serve as run_gateway
 
     _logging()
-    run_gateway(_settings(data_dir), host=host, port=port, with_worker=not no_worker)
+    settings = _settings(data_dir)
+    try:
+        run_gateway(settings, host=host, port=port, with_worker=not no_worker)
+    except KeyboardInterrupt:  # Ctrl-C: uvicorn has already shut down cleanly
+        log.info("gateway stopped")
 
 
 @cli.command()
@@ -121,7 +160,8 @@ def worker(data_dir: Path | None, worker_id: str | None) -> None:
 
 
 @cli.group()
-def token() -> None:
+@data_dir_option
+def token(data_dir: Path | None) -> None:
     """Manage named bearer tokens (stored as SHA-256)."""
 
 
@@ -178,7 +218,8 @@ def token_revoke(data_dir: Path | None, name: str) -> None:
 
 
 @cli.group()
-def audit() -> None:
+@data_dir_option
+def audit(data_dir: Path | None) -> None:
     """Inspect the hash-chained audit log."""
 
 

@@ -240,3 +240,43 @@ def test_user_errors_are_one_line_and_a_non_zero_exit(
     assert missing.exit_code == 2 and "Traceback" not in missing.output
     wrong_role = _run(runner, "token", "create", "--role", "root", "--name", "x", *data)
     assert wrong_role.exit_code == 2 and "Traceback" not in wrong_role.output
+
+
+@pytest.mark.parametrize(
+    "command",
+    [["init"], ["token", "list"], ["audit", "verify"], ["cleanup"], ["worker"]],
+    ids=lambda c: " ".join(c),
+)
+def test_a_corrupt_store_is_a_one_line_storage_error(
+    runner: CliRunner, store: Path, command: list[str]
+) -> None:
+    store.mkdir()
+    (store / "ops.db").write_bytes(b"\x00this is not a database" * 300)
+    result = runner.invoke(cli, [*command, "--data-dir", str(store)])
+    _assert_one_line_error(result, "STORAGE_ERROR", "not a valid SQLite database", str(store))
+
+
+def test_a_data_dir_that_is_a_file_is_a_one_line_error(
+    runner: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    a_file = tmp_path / "a_file"
+    a_file.write_text("x")
+    inside = runner.invoke(cli, ["init", "--data-dir", str(a_file / "sub")])
+    _assert_one_line_error(inside, "STORAGE_ERROR", "Not a directory")
+    monkeypatch.setenv("OPS_DATA_DIR", str(a_file))
+    from_env = runner.invoke(cli, ["token", "list"])
+    _assert_one_line_error(from_env, "is not a directory")
+    assert a_file.read_text() == "x"
+
+
+def test_data_dir_is_accepted_on_the_groups_too(runner: CliRunner, store: Path) -> None:
+    _run(runner, "init", "--data-dir", str(store))
+    listed = _run(runner, "token", "--data-dir", str(store), "list")
+    assert listed.exit_code == 0 and "bootstrap-admin" in listed.stdout
+    verified = _run(runner, "--data-dir", str(store), "audit", "verify")
+    assert verified.exit_code == 0 and "Audit chain ok" in verified.stdout
+    created = _run(runner, "token", "--data-dir", str(store), "create", "--role", "actions",
+                   "--name", "grouped")  # fmt: skip
+    assert created.exit_code == 0
+    with _services(store) as services:
+        assert "grouped" in [t.name for t in services.access.list_tokens()]

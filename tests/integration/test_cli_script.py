@@ -4,6 +4,7 @@ hand edit of the SQLite file."""
 from __future__ import annotations
 
 import os
+import signal
 import sqlite3
 import stat
 import subprocess
@@ -69,3 +70,29 @@ def test_audit_verify_fails_naming_the_edited_entry(store: Path, edit: str, reas
     assert broken.returncode != 0
     assert reason in broken.stderr, broken.stderr
     assert "Traceback" not in broken.stderr
+
+
+def test_ctrl_c_stops_serve_cleanly(store: Path) -> None:
+    """SIGINT (Ctrl-C): the gateway shuts down and the command exits 0, without 'Aborted!'."""
+    command = [str(SCRIPT)] if SCRIPT.exists() else [sys.executable, "-m", "cli.main"]
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPS_", "ORCH_"))}
+    proc = subprocess.Popen(
+        [*command, "serve", "--no-worker", "--port", "0", "--data-dir", str(store)],
+        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        text=True,
+        env=env,
+    )
+    try:
+        assert proc.stderr is not None
+        for line in proc.stderr:  # the banner comes once the socket is listening
+            if "listening on" in line:
+                break
+        proc.send_signal(signal.SIGINT)
+        rest = proc.communicate(timeout=30)[1]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, rest
+    assert "Aborted" not in rest and "Traceback" not in rest
