@@ -18,7 +18,12 @@ from core.bootstrap import Services, build_services
 from core.config import Settings
 from core.services.access import check_env_tokens
 from gateway.authcache import AuthCache
-from gateway.middleware import MAX_BODY_BYTES, BodyLimitMiddleware, RequestContextMiddleware
+from gateway.middleware import (
+    MAX_BODY_BYTES,
+    BodyLimitMiddleware,
+    HeadAsGetMiddleware,
+    RequestContextMiddleware,
+)
 from gateway.openapi import full_openapi
 from gateway.problems import install_problem_handlers
 from gateway.ratelimit import Limits
@@ -113,9 +118,10 @@ def create_app(
 
     app.openapi = openapi  # type: ignore[method-assign]
 
-    # Added innermost first: the body limit sits inside CORS, which sits inside the
-    # request context (so every answer, even a 413 or a 500, carries X-Request-ID).
+    # Added innermost first: the body limit sits inside HEAD handling and CORS, which sit
+    # inside the request context (so every answer, even a 413 or a 500, carries X-Request-ID).
     app.add_middleware(BodyLimitMiddleware, limit=MAX_BODY_BYTES)
+    app.add_middleware(HeadAsGetMiddleware)
     origins = settings.cors_origin_list
     if origins:
         app.add_middleware(

@@ -11,7 +11,12 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from core.errors import PayloadTooLargeError
 from gateway.problems import problem_response, request_id_of
 
-__all__ = ["MAX_BODY_BYTES", "BodyLimitMiddleware", "RequestContextMiddleware"]
+__all__ = [
+    "MAX_BODY_BYTES",
+    "BodyLimitMiddleware",
+    "HeadAsGetMiddleware",
+    "RequestContextMiddleware",
+]
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +82,29 @@ class RequestContextMiddleware:
                 request_id=request_id,
             )
             await response(scope, receive, send_with_id)
+
+
+class HeadAsGetMiddleware:
+    """Answer ``HEAD`` like ``GET`` without the body (RFC 9110 9.3.2): the routes declare GET
+    only, and ``curl -I /healthz`` or a load balancer's probe should not get a 405."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope.get("method") != "HEAD":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_headers_only(message: Message) -> None:
+            if message["type"] == "http.response.body":
+                if message.get("more_body", False):
+                    return
+                message = {"type": "http.response.body", "body": b"", "more_body": False}
+            await send(message)
+
+        # A copy: the server keeps its own scope (method HEAD) and frames the answer by it.
+        await self.app({**scope, "method": "GET"}, receive, send_headers_only)
 
 
 class BodyLimitMiddleware:

@@ -228,3 +228,29 @@ def test_provider_health_documents_only_its_200(client: TestClient, headers: Hea
     answer = client.get("/ops/provider/health", headers=headers["operator"])
     assert answer.status_code == 200
     assert set(answer.json()) == {"provider", "ok", "latency_ms", "error"}
+
+
+# --- HEAD is answered like GET, without a body ---------------------------------------------
+
+
+def test_head_is_answered_like_get_without_a_body(client: TestClient, headers: Headers) -> None:
+    probe = client.head("/healthz")
+    assert probe.status_code == 200
+    assert probe.content == b""
+    assert probe.headers["content-length"] == str(len(client.get("/healthz").content))
+
+    plan = client.head("/ops/plan", headers=headers["actions"])
+    assert plan.status_code == 200
+    assert plan.content == b""
+    assert (
+        plan.headers["etag"] == client.get("/ops/plan", headers=headers["actions"]).headers["etag"]
+    )
+
+    anonymous = client.head("/ops/status")
+    assert anonymous.status_code == 401
+    assert anonymous.headers["www-authenticate"] == "Bearer"
+    assert anonymous.content == b""
+
+    post_only = client.head(f"/ops/runs/{DRAFT_ID.replace('d_', 'r_')}/cancel")
+    assert post_only.status_code == 405
+    assert post_only.headers["allow"] == "POST"
