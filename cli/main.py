@@ -269,6 +269,16 @@ def import_cmd(data_dir: Path | None, directory: Path) -> None:
     finally:
         services.close()
     click.echo(f"Imported from {directory}: " + ", ".join(f"{n} {k}" for k, n in counts.items()))
+    drafts = counts.get("expire_at_next_cleanup_drafts", 0)
+    runs = counts.get("expire_at_next_cleanup_runs", 0)
+    if drafts or runs:
+        click.echo(
+            f"Note: {drafts} rejected/error drafts and {runs} finished runs are older than "
+            "draft_ttl_days/run_ttl_days: the next cleanup pass (when serve or worker starts, "
+            "or 'ops-trigger cleanup') deletes them.\nTo keep them, raise the two TTLs "
+            "first: 'ops-trigger serve --no-worker', then PUT /ops/config.",
+            err=True,
+        )
 
 
 @cli.command()

@@ -26,6 +26,10 @@ Import rules (also for files written by older orchestrators):
   the reason in ``error`` and a warning log line: an import never makes anything execute.
   (``cancelled`` rather than ``error``: nothing failed, the run was simply not carried over.)
   Create a new run from the approved item to execute it again.
+- Timestamps are kept as the files give them (a finished run without ``finished_at`` gets the
+  latest time its file does give). Rejected/error drafts and finished runs older than
+  ``draft_ttl_days``/``run_ttl_days`` are therefore deleted by the next cleanup pass; the
+  counts report them (``expire_at_next_cleanup_drafts``/``_runs``) and the CLI says so.
 """
 
 from __future__ import annotations
@@ -69,7 +73,7 @@ from core.services.base import CONFIG_KEY, PLAN_ID, PROVIDER_KEY, load_config, l
 from core.services.plan import validate_tasks
 from core.services.settings import view_of
 from core.storage.sql import SqlUnitOfWork
-from core.timeutil import format_ts, now_ts, parse_ts
+from core.timeutil import format_ts, now_ts, parse_ts, ts_after
 
 if TYPE_CHECKING:
     from core.bootstrap import Services
@@ -98,6 +102,7 @@ _LEVELS = {
 }
 _RUN_STATUS_ALIASES = {"canceled": "cancelled"}
 _DRAFT_STATUSES = frozenset(s.value for s in DraftStatus)
+_CLEANED_DRAFTS = frozenset({DraftStatus.REJECTED, DraftStatus.ERROR})
 _RUN_STATUSES = frozenset(s.value for s in RunStatus)
 
 
@@ -601,7 +606,12 @@ def _parse_run(data: dict[str, Any], stem: str) -> _RunIn:
         raise _BadFile("executor must be 'provider' or 'agent'")
     created_at = _ts(data, "created_at") or now_ts()
     error = _text(data, "error")
-    finished_at = _ts(data, "finished_at")
+    started_at = _ts(data, "started_at")
+    # A finished run always has finished_at (the cleanup pass ages runs by it); older files
+    # may lack it, so the latest time the file does give stands in for it.
+    finished_at = _ts(data, "finished_at") or (
+        (_ts(data, "updated_at") or started_at or created_at) if status.terminal else None
+    )
     cancelled_from: str | None = None
     log = _parse_log(data, default_ts=created_at)
     if not status.terminal:
@@ -625,7 +635,7 @@ def _parse_run(data: dict[str, Any], stem: str) -> _RunIn:
         attempt=_int(data, "attempt", default=1, minimum=1),
         created_at=created_at,
         created_by=_actor(data, "created_by"),
-        started_at=_ts(data, "started_at"),
+        started_at=started_at,
         finished_at=finished_at,
         output=_text(data, "output", max_chars=MAX_OUTPUT_CHARS),
         error=error,
@@ -692,6 +702,12 @@ def _write_bundle(uow: SqlUnitOfWork, bundle: _Bundle) -> dict[str, int]:
         else:
             bump(f"skipped_{key}")
 
+    # Rejected/error drafts and finished runs older than the TTLs are imported as they are,
+    # and the next cleanup pass deletes them; the counts tell the caller so.
+    config = bundle.config if bundle.config is not None and counts["config"] else load_config(uow)
+    draft_cutoff = ts_after(-config.draft_ttl_days * 86_400)
+    run_cutoff = ts_after(-config.run_ttl_days * 86_400)
+
     approved_drafts: set[str] = set()
     for item, computed in sorted(bundle.approved, key=lambda a: (a[0].approved_at, a[0].id)):
         approved_drafts.add(item.draft_id)
@@ -732,11 +748,15 @@ def _write_bundle(uow: SqlUnitOfWork, bundle: _Bundle) -> dict[str, int]:
                     "status": DraftStatus.ERROR,
                     "error": "imported as approved, but its approved item was not in the "
                     "import; review it and approve it again",
+                    # Changed by the import, so the cleanup pass does not take it at once.
+                    "updated_at": now_ts(),
                 }
             )
             bump("drafts_unapproved")
         uow.drafts.add(draft)
         counts["drafts"] += 1
+        if draft.status in _CLEANED_DRAFTS and draft.updated_at < draft_cutoff:
+            bump("expire_at_next_cleanup_drafts")
 
     for entry in sorted(bundle.runs, key=lambda r: (r.run.created_at, r.run.id)):
         run = entry.run
@@ -761,4 +781,6 @@ def _write_bundle(uow: SqlUnitOfWork, bundle: _Bundle) -> dict[str, int]:
         counts["runs"] += 1
         if entry.cancelled_from is not None:
             bump("runs_cancelled")
+        elif run.finished_at is not None and run.finished_at < run_cutoff:
+            bump("expire_at_next_cleanup_runs")
     return counts | dict(sorted(extra.items()))

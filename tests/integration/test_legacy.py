@@ -305,6 +305,31 @@ def _legacy_dir(root: Path) -> dict[str, str]:
     return ids
 
 
+def test_what_the_next_cleanup_deletes_is_reported_and_nothing_else_goes(
+    target: Services, tmp_path: Path
+) -> None:
+    root = tmp_path / "legacy"
+    ids = _legacy_dir(root)
+    _write(
+        root / "runs" / "r_1707000007000_nofini.json",
+        {"approved_id": ids["approved"], "status": "error", "created_at": 1707000007000},
+    )
+    counts = import_store(target, root, actor="cli:import")
+    assert counts["expire_at_next_cleanup_drafts"] == 1
+    assert counts["expire_at_next_cleanup_runs"] == 2
+    # A finished run always has finished_at: the file's latest time stands in for it.
+    no_finish = target.runs.get(run_id="r_1707000007000_nofini")
+    assert no_finish.finished_at == no_finish.created_at == "2024-02-03T22:40:07.000000Z"
+    result = target.maintenance.cleanup()
+    assert (result.drafts, result.runs) == (1, 2)
+    # What the import changed (the approved draft without its item, now an error draft, and
+    # the run it cancelled) counts as changed now, so the same pass leaves it alone.
+    assert target.drafts.get(draft_id=ids["orphan_approved_draft"]).status is DraftStatus.ERROR
+    assert target.runs.get(run_id=ids["run_running"]).status is RunStatus.CANCELLED
+    assert target.approvals.get(approved_id=ids["approved"]).id == ids["approved"]
+    assert target.drafts.get(draft_id=ids["draft"]).status is DraftStatus.DRAFT
+
+
 def test_a_hand_written_legacy_directory_imports(
     target: Services, operator: Principal, tmp_path: Path
 ) -> None:
@@ -322,6 +347,8 @@ def test_a_hand_written_legacy_directory_imports(
         "approved_hash_computed": 1,
         "drafts_marked_approved": 1,
         "drafts_unapproved": 1,
+        "expire_at_next_cleanup_drafts": 1,  # the 2024 rejected draft
+        "expire_at_next_cleanup_runs": 1,  # the 2024 done run
         "runs_cancelled": 1,
     }
     plan = target.plan.get()
