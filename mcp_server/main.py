@@ -58,6 +58,12 @@ def _print_config(settings: Settings) -> None:
     sys.stdout.write(json.dumps(client_config(settings), indent=2) + "\n")
     sys.stdout.flush()
     sys.stderr.write("\n" + _WHERE)
+    from mcp_server.state import Store
+
+    try:
+        Store(settings).check()
+    except OpsError as exc:  # printed anyway: the store may be created after the config
+        sys.stderr.write(f"\nNote: the server will not start yet: {exc.message}\n")
 
 
 def _logging() -> None:

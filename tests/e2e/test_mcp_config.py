@@ -40,6 +40,7 @@ def test_the_config_names_absolute_paths(tmp_path: Path) -> None:
     assert entry["command"] == str(OPS_TRIGGER.absolute())
     assert entry["args"] == ["mcp", "--data-dir", str(tmp_path / "rel" / "data")]
     assert "Claude Desktop" in notes and "Antigravity" in notes
+    assert "will not start yet" in notes and "ops-trigger init" in notes  # no store there yet
     assert not (tmp_path / "rel").exists()  # printing the config touches nothing
 
 
@@ -49,7 +50,8 @@ async def test_the_printed_command_starts_the_server(
 ) -> None:
     world: World = seed_world(services)
     services.close()
-    config, _ = print_config("--data-dir", str(data_dir), cwd=tmp_path)
+    config, notes = print_config("--data-dir", str(data_dir), cwd=tmp_path)
+    assert "will not start yet" not in notes
     entry = config["mcpServers"]["ops-trigger"]  # type: ignore[index]
     # Spawned exactly as a client would: the printed command, args and env, nothing else.
     params = StdioServerParameters(
