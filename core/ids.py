@@ -21,7 +21,8 @@ class IdKind(StrEnum):
 _LABEL = {IdKind.DRAFT: "draft", IdKind.APPROVED: "approved item", IdKind.RUN: "run"}
 # A ULID in Crockford base32, or the legacy form written by older orchestrators
 # (millisecond timestamp + short random suffix), e.g. d_1707000000000_ab12cd.
-_BODY = r"(?:[0-9A-HJKMNP-TV-Z]{26}|[0-9]{10,16}_[a-z0-9]{4,12})"
+# A ULID's first character is at most 7 (48-bit timestamp); 8ZZZ… is out of range.
+_BODY = r"(?:[0-7][0-9A-HJKMNP-TV-Z]{25}|[0-9]{10,16}_[a-z0-9]{4,12})"
 _PATTERNS = {kind: re.compile(rf"{kind.value}_{_BODY}") for kind in IdKind}
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}")
 

@@ -67,7 +67,9 @@ class _Out(BaseModel):
 
 
 class _In(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # Strict: "yes" is not a boolean and 2.0 is not an integer; callers get a 422 instead of
+    # a silently coerced value. Enum fields opt out (JSON carries them as strings).
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 class Role(StrEnum):
@@ -122,7 +124,7 @@ class Task(_In):
     scope: Annotated[list[Glob], Field(max_length=200)] = []
     depends: Annotated[list[Name], Field(max_length=200)] = []
     agent: Name | None = None
-    status: TaskStatus = TaskStatus.PENDING
+    status: Annotated[TaskStatus, Field(strict=False)] = TaskStatus.PENDING
 
 
 class PlanIn(_In):
