@@ -2,8 +2,9 @@
 
 Inside a process it is event-driven: ``run.created`` (published after commit, from any
 thread) wakes the dispatch loop through ``call_soon_threadsafe``, so a new run is claimed at
-once when a slot is free. Across processes a short poll finds runs created elsewhere, and a
-cancel-flag poll (every ``CANCEL_POLL_S``) sees cancels made elsewhere.
+once when a slot is free. Runs created by other processes wake it too: with SQLite it
+watches the store's files (a ``stat`` every ``STORE_WATCH_S``), and a short poll remains as
+the fallback. A cancel-flag poll (every ``CANCEL_POLL_S``) sees cancels made elsewhere.
 
 Per run the store sees two small write transactions: the claim (with its first log line)
 and the finish (with its last); a provider call that takes longer than ``SLOW_NOTE_S`` adds
@@ -24,6 +25,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from anyio import to_thread
@@ -34,6 +36,7 @@ from core.config import Settings
 from core.errors import ProviderError, StorageError
 from core.models import Approved, Config, ProviderEntry, Run, RunStatus
 from core.ports import Completion, LlmProvider
+from core.storage.engine import sqlite_path
 
 if TYPE_CHECKING:
     from core.bootstrap import Services
@@ -45,6 +48,9 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 CANCEL_POLL_S = 0.3
+# How often the SQLite files are looked at (one stat each): a commit by another process (a
+# run created through another gateway or the CLI) wakes the dispatch loop within this.
+STORE_WATCH_S = 0.02
 SLOW_NOTE_S = 0.5  # a provider call still running after this gets a log line
 NOT_CONFIGURED = (
     "PROVIDER_NOT_CONFIGURED: no active provider is configured; set one with PUT /ops/provider"
@@ -206,6 +212,11 @@ class RunWorker:
                 asyncio.create_task(self._cancel_poll_loop(), name="worker cancel poll"),
                 asyncio.create_task(self._cleanup_loop(), name="worker cleanup"),
             ]
+            db = sqlite_path(self._settings)
+            if db is not None:
+                background.append(
+                    asyncio.create_task(self._store_watch_loop(db), name="worker store watch")
+                )
             await self._dispatch_loop()
             await self._drain()
         finally:
@@ -365,6 +376,21 @@ class RunWorker:
                 await self._db(self._services.runs.recover_expired)
             except Exception:
                 log.exception("worker %s: recovering expired runs failed", self.worker_id)
+
+    async def _store_watch_loop(self, db: Path) -> None:
+        """Wake the dispatch loop when the SQLite files change (another process committed),
+        so runs created elsewhere start at once too, not on the next poll."""
+        paths = (db, db.with_name(db.name + "-wal"))
+        last = _stamp(paths)
+        while True:
+            await asyncio.sleep(STORE_WATCH_S)
+            stamp = _stamp(paths)
+            if stamp != last:
+                last = stamp
+                # With every slot taken, a finish claims the next run itself (and the poll
+                # sees a raised max_concurrent_runs): no wake for this worker's own writes.
+                if self._wake is not None and self._held < self._config.max_concurrent_runs:
+                    self._wake.set()
 
     def _cancel_flags(self, wanted: set[str]) -> set[str]:
         """Ids in ``wanted`` whose cancel was requested (one read per 200 running runs)."""
@@ -551,6 +577,19 @@ class RunWorker:
             except Exception:
                 log.exception("worker %s: claiming runs failed", self.worker_id)
         return ours
+
+
+def _stamp(paths: tuple[Path, ...]) -> tuple[tuple[int, int, int] | None, ...]:
+    """(mtime, size, inode) of each file; a commit changes at least one of them."""
+    stamps: list[tuple[int, int, int] | None] = []
+    for path in paths:
+        try:
+            st = os.stat(path)
+        except OSError:
+            stamps.append(None)
+        else:
+            stamps.append((st.st_mtime_ns, st.st_size, st.st_ino))
+    return tuple(stamps)
 
 
 def _forward_signal(
