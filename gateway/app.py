@@ -104,6 +104,8 @@ def create_app(
         lifespan=lifespan,
         generate_unique_id_function=_operation_id,
         redoc_url=None,
+        # "/ops/drafts/" is a 404 problem, not a redirect built from the Host header.
+        redirect_slashes=False,
     )
     app.state.services = built
     app.state.settings = settings

@@ -100,6 +100,9 @@ async def _run(server: uvicorn.Server, settings: Settings, host: str, with_worke
 
 def serve(settings: Settings, *, host: str, port: int, with_worker: bool) -> None:
     """Run the gateway until interrupted (migrations and first-start tokens first)."""
+    if "public_url" not in settings.model_fields_set and port != 0:
+        # Without OPS_PUBLIC_URL the Actions document points at the address actually served.
+        settings = settings.model_copy(update={"public_url": f"http://{_url_host(host)}:{port}"})
     services = build_services(settings)
     try:
         # First start: token files are written (core logs their paths) before the banner.

@@ -135,6 +135,8 @@ def test_serve_happy_path(gateway: Gateway) -> None:
 
     document = httpx.get(f"{gateway.url}/openapi/actions.json?role=operator").json()
     assert document["paths"]["/ops/runs"]["post"]["x-openai-isConsequential"] is True
+    # Without OPS_PUBLIC_URL the document names the address actually served.
+    assert document["servers"] == [{"url": gateway.url}]
 
 
 def test_the_printed_curl_line_works_as_printed(gateway: Gateway) -> None:

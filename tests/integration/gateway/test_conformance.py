@@ -254,3 +254,14 @@ def test_head_is_answered_like_get_without_a_body(client: TestClient, headers: H
     post_only = client.head(f"/ops/runs/{DRAFT_ID.replace('d_', 'r_')}/cancel")
     assert post_only.status_code == 405
     assert post_only.headers["allow"] == "POST"
+
+
+# --- no redirects ----------------------------------------------------------------------------
+
+
+def test_a_trailing_slash_is_a_not_found_problem_not_a_redirect(
+    client: TestClient, headers: Headers
+) -> None:
+    answer = client.get("/ops/drafts/", headers=headers["admin"], follow_redirects=False)
+    assert_problem(answer, 404, "NOT_FOUND")
+    assert "location" not in answer.headers
