@@ -8,17 +8,18 @@ hint on what to do next.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from contextlib import contextmanager
+from typing import Any
 
 from mcp.server.mcpserver.exceptions import ResourceError, ResourceNotFoundError, ToolError
 from mcp.shared.exceptions import MCPError
-from mcp_types import INTERNAL_ERROR, INVALID_PARAMS
+from mcp_types import INTERNAL_ERROR, INVALID_PARAMS, Prompt
 
 from core.errors import InvalidIdError, NotFoundError, OpsError, StorageError
 from core.storage.failures import as_storage_error
 
-__all__ = ["describe", "prompt_errors", "resource_errors", "tool_errors"]
+__all__ = ["PromptArguments", "describe", "prompt_errors", "resource_errors", "tool_errors"]
 
 _ID_HINT = (
     "Approved ids look like a_01J9Z3K7Q8M2V4X6Y8Z0A1B2C3 (a_ and 26 characters; imported ones "
@@ -87,3 +88,41 @@ def prompt_errors() -> Iterator[None]:
             raise
         code = INTERNAL_ERROR if isinstance(error, StorageError) else INVALID_PARAMS
         raise MCPError(code=code, message=describe(error)) from None
+
+
+class PromptArguments:
+    """Middleware: ``prompts/get`` with an unknown prompt name or a missing required argument
+    gets ``INVALID_PARAMS`` naming what is wrong (the SDK would answer "Internal server
+    error"). The prompts and their required arguments are read from ``list_prompts``."""
+
+    def __init__(self, list_prompts: Callable[[], Awaitable[list[Prompt]]]) -> None:
+        self._list_prompts = list_prompts
+        self._required: dict[str, tuple[str, ...]] | None = None
+
+    async def __call__(self, ctx: Any, call_next: Any) -> Any:
+        if ctx.method == "prompts/get":
+            if self._required is None:
+                self._required = {
+                    p.name: tuple(a.name for a in p.arguments or () if a.required)
+                    for p in await self._list_prompts()
+                }
+            self._check(self._required, ctx.params or {})
+        return await call_next(ctx)
+
+    @staticmethod
+    def _check(required: dict[str, tuple[str, ...]], params: Mapping[str, Any]) -> None:
+        name = params.get("name")
+        if not isinstance(name, str) or name not in required:
+            shown = name[:64] if isinstance(name, str) else name
+            raise MCPError(
+                code=INVALID_PARAMS,
+                message=f"unknown prompt {shown!r}; the prompts are {', '.join(required)}",
+            )
+        given = params.get("arguments") or {}
+        missing = [arg for arg in required[name] if given.get(arg) is None]
+        if missing:
+            raise MCPError(
+                code=INVALID_PARAMS,
+                message=f"{name} needs the arguments {', '.join(required[name])}; "
+                f"missing: {', '.join(missing)}",
+            )

@@ -32,7 +32,7 @@ from core.errors import OpsError
 from core.models import Approved, LogLine, Page, Plan, Run, RunStatus, Scope, StatusReport
 from core.storage.failures import as_storage_error
 from mcp_server.dispatch import DispatchRole, build_dispatch
-from mcp_server.errors import prompt_errors, resource_errors, tool_errors
+from mcp_server.errors import PromptArguments, prompt_errors, resource_errors, tool_errors
 from mcp_server.state import AppContext, Store, current_app, pop_app, push_app
 from mcp_server.watch import APPROVED_URI, ChangeFeed, LegacyChanges
 
@@ -93,6 +93,7 @@ mcp: MCPServer[AppContext] = MCPServer(
     },
 )
 mcp.middleware.append(LegacyChanges())
+mcp.middleware.append(PromptArguments(mcp.list_prompts))
 
 Ctx = Context[AppContext, Any]
 READ_ONLY = ToolAnnotations(

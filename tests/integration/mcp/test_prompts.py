@@ -101,6 +101,17 @@ async def test_a_draft_id_or_an_unknown_id_is_refused(
     assert "NOT_FOUND" in message
 
 
+async def test_a_missing_argument_or_an_unknown_prompt_says_what_is_wrong(
+    client: Client, world: World
+) -> None:
+    message = await prompt_error(client, "sub_dispatch", approved_id=world.main.id)
+    assert message == "sub_dispatch needs the arguments approved_id, agent; missing: agent"
+    message = await prompt_error(client, "editp_dispatch")
+    assert message.endswith("missing: approved_id, file")
+    message = await prompt_error(client, "dispatch_everything", approved_id=world.main.id)
+    assert "unknown prompt 'dispatch_everything'" in message and "orch_dispatch" in message
+
+
 @pytest.mark.parametrize(
     ("agent", "reason"),
     [("tester", "outside the scope"), ("bad name!", "malformed agent name")],
