@@ -269,6 +269,12 @@ def import_cmd(data_dir: Path | None, directory: Path) -> None:
     finally:
         services.close()
     click.echo(f"Imported from {directory}: " + ", ".join(f"{n} {k}" for k, n in counts.items()))
+    if counts.get("provider_keys_to_set_again"):
+        click.echo(
+            "Note: the provider config had api keys that an export leaves out "
+            "(api_key_set: true); set them again with PUT /ops/provider.",
+            err=True,
+        )
     drafts = counts.get("expire_at_next_cleanup_drafts", 0)
     runs = counts.get("expire_at_next_cleanup_runs", 0)
     if drafts or runs:

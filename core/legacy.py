@@ -211,6 +211,8 @@ class _Bundle:
     plan: Plan | None = None
     config: Config | None = None
     provider: ProviderConfig | None = None
+    # Providers whose file says a key was set (``api_key_set``) but carries none: an export.
+    keys_left_out: list[str] = field(default_factory=list)
     drafts: list[Draft] = field(default_factory=list)
     approved: list[tuple[Approved, bool]] = field(default_factory=list)
     runs: list[_RunIn] = field(default_factory=list)
@@ -251,6 +253,17 @@ def _read_bundle(root: Path) -> _Bundle:
     bundle.plan = _read_single(root, "plan.json", _parse_plan)
     bundle.config = _read_single(root, "config.json", _parse_config)
     bundle.provider = _read_single(root, "provider.json", _parse_provider)
+    if bundle.provider is not None:
+        raw = _load_json(root / "provider.json").get("providers")
+        entries: dict[str, Any] = raw if isinstance(raw, dict) else {}
+        bundle.keys_left_out = sorted(
+            name
+            for name, entry in bundle.provider.providers.items()
+            if not entry.api_key
+            and not entry.api_key_env
+            and isinstance(entries.get(name), dict)
+            and entries[name].get("api_key_set") is True
+        )
     for path in _item_files(root, IdKind.DRAFT):
         bundle.drafts.append(_parse_file(root, path, partial(_parse_draft, stem=path.stem)))
     for path in _item_files(root, IdKind.APPROVED):
@@ -699,6 +712,8 @@ def _write_bundle(uow: SqlUnitOfWork, bundle: _Bundle) -> dict[str, int]:
         if uow.kv.get(kv_key) is None:
             uow.kv.put(kv_key, value.model_dump(mode="json"), now=now_ts())
             counts[key] = 1
+            if key == "provider" and bundle.keys_left_out:
+                extra["provider_keys_to_set_again"] = len(bundle.keys_left_out)
         else:
             bump(f"skipped_{key}")
 

@@ -280,3 +280,36 @@ def test_data_dir_is_accepted_on_the_groups_too(runner: CliRunner, store: Path) 
     assert created.exit_code == 0
     with _services(store) as services:
         assert "grouped" in [t.name for t in services.access.list_tokens()]
+
+
+def test_import_notes_what_needs_attention(runner: CliRunner, tmp_path: Path) -> None:
+    """An exported provider key must be set again; old rejected drafts and finished runs
+    go at the next cleanup pass. Both are said on stderr, after the counts."""
+    legacy = tmp_path / "legacy"
+    (legacy / "drafts").mkdir(parents=True)
+    (legacy / "approved").mkdir()
+    (legacy / "runs").mkdir()
+    provider = {"base_url": "http://127.0.0.1:9", "model": "m", "api_key_set": True}
+    (legacy / "provider.json").write_text(
+        json.dumps({"active": "main", "providers": {"main": provider}})
+    )
+    (legacy / "drafts" / "d_1707000000000_ab12cd.json").write_text(
+        json.dumps({"prompt": "no", "status": "rejected", "updated_at": 1707000000})
+    )
+    (legacy / "drafts" / "d_1707000001000_ab12cd.json").write_text(
+        json.dumps({"prompt": "yes", "content": "c", "status": "approved"})
+    )
+    (legacy / "approved" / "a_1707000002000_ab12cd.json").write_text(
+        json.dumps({"draft_id": "d_1707000001000_ab12cd", "prompt": "yes", "content": "c"})
+    )
+    (legacy / "runs" / "r_1707000003000_ab12cd.json").write_text(
+        json.dumps({"approved_id": "a_1707000002000_ab12cd", "status": "done",
+                    "created_at": 1707000003})
+    )  # fmt: skip
+    result = _run(runner, "import", str(legacy), "--data-dir", str(tmp_path / "store"))
+    assert result.exit_code == 0, result.output
+    assert "1 provider_keys_to_set_again" in result.stdout
+    assert "set them again with PUT /ops/provider" in result.stderr
+    assert "1 rejected/error drafts and 1 finished runs" in result.stderr
+    cleaned = _run(runner, "cleanup", "--data-dir", str(tmp_path / "store"))
+    assert "Deleted 1 drafts and 1 runs." in cleaned.stdout

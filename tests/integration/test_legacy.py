@@ -135,6 +135,7 @@ def test_export_then_import_round_trips_the_store(
         "approved": 3,
         "runs": 3,
         "log_lines": 4,  # plus the note on the run that was pending
+        "provider_keys_to_set_again": 1,  # the export left the key out
         "runs_cancelled": 1,
     }
     assert target.plan.get() == services.plan.get()
