@@ -56,6 +56,18 @@ def _remember_data_dir(
     return value
 
 
+def _one_line(exc: ValueError) -> str:
+    """A pydantic validation error as one line: ``field: message; …``."""
+    errors = getattr(exc, "errors", None)
+    if not callable(errors):
+        return str(exc).splitlines()[0]
+    parts = []
+    for err in errors():
+        field = ".".join(str(p) for p in err.get("loc", ())) or "settings"
+        parts.append(f"{field}: {str(err.get('msg', 'invalid')).removeprefix('Value error, ')}")
+    return "; ".join(parts)
+
+
 def _settings(data_dir: Path | None) -> Settings:
     ctx = click.get_current_context(silent=True)
     if data_dir is None and ctx is not None:
@@ -63,7 +75,7 @@ def _settings(data_dir: Path | None) -> Settings:
     try:
         settings = Settings(data_dir=data_dir) if data_dir is not None else Settings()
     except ValueError as exc:  # pydantic ValidationError is a ValueError
-        raise click.ClickException(f"invalid settings: {exc}") from None
+        raise click.ClickException(f"invalid settings: {_one_line(exc)}") from None
     if ctx is not None:
         ctx.meta[_DATA_DIR_KEY] = settings.data_dir
     if settings.data_dir.exists() and not settings.data_dir.is_dir():

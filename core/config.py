@@ -53,6 +53,20 @@ class Settings(BaseSettings):
     def _expand(cls, value: Path) -> Path:
         return value.expanduser()
 
+    @field_validator("database_url")
+    @classmethod
+    def _supported_database(cls, value: str | None) -> str | None:
+        # PostgreSQL is a second adapter of the same code, planned but not built yet: say so
+        # here rather than fail later on a missing driver.
+        if value is None or not value.strip():
+            return None
+        if not value.lower().startswith(("sqlite://", "sqlite+pysqlite://")):
+            raise ValueError(
+                "OPS_DATABASE_URL must be a SQLite URL such as sqlite:////path/to/ops.db "
+                "(PostgreSQL is planned, not supported yet)"
+            )
+        return value.strip()
+
     @property
     def db_url(self) -> str:
         if self.database_url:

@@ -93,7 +93,9 @@ def main(settings: Settings, *, print_config: bool = False) -> None:
     from mcp_server.server import configure, mcp
 
     configure(settings)
-    log.info("serving MCP over stdio (read-only store in %s)", settings.data_dir.absolute())
+    from core.storage.peek import sqlite_file
+
+    log.info("serving MCP over stdio (read-only store %s)", sqlite_file(settings))
     try:
         mcp.run()
     except KeyboardInterrupt:

@@ -313,3 +313,31 @@ def test_import_notes_what_needs_attention(runner: CliRunner, tmp_path: Path) ->
     assert "1 rejected/error drafts and 1 finished runs" in result.stderr
     cleaned = _run(runner, "cleanup", "--data-dir", str(tmp_path / "store"))
     assert "Deleted 1 drafts and 1 runs." in cleaned.stdout
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "fragment"),
+    [
+        ("OPS_DATABASE_URL", "postgresql+psycopg://u@127.0.0.1:1/ops", "must be a SQLite URL"),
+        ("OPS_DATABASE_URL", "not a url", "must be a SQLite URL"),
+        ("OPS_RUN_LEASE_S", "-1", "run_lease_s: Input should be greater than 0"),
+    ],
+)
+def test_bad_settings_are_one_line_errors(
+    runner: CliRunner, store: Path, monkeypatch: pytest.MonkeyPatch, variable: str,
+    value: str, fragment: str,
+) -> None:  # fmt: skip
+    monkeypatch.setenv(variable, value)
+    for command in (["init"], ["token", "list"], ["mcp"]):
+        result = runner.invoke(cli, [*command, "--data-dir", str(store)])
+        _assert_one_line_error(result, "invalid settings", fragment)
+    assert not store.exists()
+
+
+def test_a_sqlite_database_url_is_used(
+    runner: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    db = tmp_path / "elsewhere" / "my.db"
+    monkeypatch.setenv("OPS_DATABASE_URL", f"sqlite:///{db}")
+    assert _run(runner, "init", "--data-dir", str(tmp_path / "d")).exit_code == 0
+    assert db.is_file()
