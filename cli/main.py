@@ -314,4 +314,21 @@ def cleanup(data_dir: Path | None) -> None:
 
 
 def main() -> None:
-    cli(prog_name="ops-trigger")
+    """The console script: like click's standalone mode, but a usage error (a bad role, an
+    unknown option, a data dir that is a file) is one line on stderr too."""
+    try:
+        result = cli.main(prog_name="ops-trigger", standalone_mode=False)
+    except click.exceptions.NoArgsIsHelpError as exc:  # a bare group: its help, as usual
+        exc.show()
+        sys.exit(exc.exit_code)
+    except click.UsageError as exc:
+        where = exc.ctx.command_path if exc.ctx is not None else "ops-trigger"
+        click.echo(f"Error: {exc.format_message()} (see '{where} --help')", err=True)
+        sys.exit(exc.exit_code)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except click.Abort:
+        click.echo("Aborted!", err=True)
+        sys.exit(1)
+    sys.exit(result if isinstance(result, int) else 0)

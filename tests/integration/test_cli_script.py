@@ -96,3 +96,28 @@ def test_ctrl_c_stops_serve_cleanly(store: Path) -> None:
             proc.wait()
     assert proc.returncode == 0, rest
     assert "Aborted" not in rest and "Traceback" not in rest
+
+
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        (["token", "create", "--role", "root", "--name", "x"], "'root' is not one of"),
+        (["import"], "Missing argument 'DIRECTORY'"),
+        (["nonsense"], "No such command 'nonsense'"),
+    ],
+    ids=["bad-role", "missing-argument", "unknown-command"],
+)
+def test_usage_errors_are_one_line(store: Path, args: list[str], fragment: str) -> None:
+    done = _ops(*args, data_dir=store)
+    assert done.returncode == 2
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and fragment in lines[0] and "--help" in lines[0], done.stderr
+    assert done.stdout == ""
+
+
+def test_a_data_dir_that_is_a_file_is_one_line(tmp_path: Path) -> None:
+    a_file = tmp_path / "a_file"
+    a_file.write_text("x")
+    done = _ops("init", data_dir=a_file)
+    assert done.returncode == 2
+    assert done.stderr.strip().count("\n") == 0 and "is a file" in done.stderr
