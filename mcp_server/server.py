@@ -116,10 +116,20 @@ class RunDetail(BaseModel):
 
 
 ApprovedId = Annotated[
-    str, Field(description="An approved item id: 'a_' followed by 26 characters.", max_length=64)
+    str,
+    Field(
+        description="An approved item id: 'a_' and 26 characters, or an imported one such as "
+        "a_1707000000000_ab12cd.",
+        max_length=64,
+    ),
 ]
 RunId = Annotated[
-    str, Field(description="A run id: 'r_' followed by 26 characters.", max_length=64)
+    str,
+    Field(
+        description="A run id: 'r_' and 26 characters, or an imported one such as "
+        "r_1707000000000_ab12cd.",
+        max_length=64,
+    ),
 ]
 Limit = Annotated[int, Field(ge=1, le=200, description="How many items to return (1-200).")]
 Cursor = Annotated[
