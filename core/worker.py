@@ -282,8 +282,11 @@ class RunWorker:
                 return
             provider = self._services.provider.load().active_entry()
             while free > 0 and not self._stopping:
+                # The limit holds across workers too: several workers share one budget.
                 claim = self._services.runs.claim_next(
-                    worker_id=self.worker_id, lease_s=self._settings.run_lease_s
+                    worker_id=self.worker_id,
+                    lease_s=self._settings.run_lease_s,
+                    max_running=config.max_concurrent_runs,
                 )
                 if claim is None:
                     return

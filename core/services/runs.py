@@ -193,9 +193,14 @@ class RunService(Service):
 
     # --- worker-facing ------------------------------------------------------------------
 
-    def claim_next(self, *, worker_id: str, lease_s: float) -> Claim | None:
-        """Atomically move the oldest pending run to running under this worker's lease."""
+    def claim_next(
+        self, *, worker_id: str, lease_s: float, max_running: int | None = None
+    ) -> Claim | None:
+        """Atomically move the oldest pending run to running under this worker's lease;
+        with ``max_running``, only while fewer runs than that are running (all workers)."""
         with self._uow(write=True) as uow:
+            if max_running is not None and len(uow.runs.running_ids()) >= max_running:
+                return None
             run_id = uow.runs.next_pending()
             if run_id is None:
                 return None

@@ -446,6 +446,31 @@ async def test_two_workers_execute_each_of_200_runs_exactly_once(
         second.close()
 
 
+async def test_max_concurrent_runs_holds_across_workers(
+    settings: Settings, fake: FakeLlmServer, admin: Principal, operator: Principal
+) -> None:
+    """Two workers on one store share the budget: max_concurrent_runs is the store's
+    limit, not each worker's."""
+    first, second = build_services(settings), build_services(settings)
+    try:
+        use_fake(first, fake, admin)
+        first.config.update(patch=ConfigPatch(max_concurrent_runs=2), actor=admin)
+        fake.app.delay = 0.2
+        async with running(first, worker_id="w-one"), running(second, worker_id="w-two"):
+            runs = [
+                approve(first, admin, operator, f"shared #{i}sh", auto_run=True)[1]
+                for i in range(6)
+            ]
+            for run in runs:
+                assert run is not None
+                done = await wait_run(first, run.id)
+                assert done.status is RunStatus.DONE
+        assert max_overlap(fake, "sh") == 2
+    finally:
+        first.close()
+        second.close()
+
+
 def _finishers(services: Services) -> dict[str, int]:
     counts: dict[str, int] = {}
     cursor = None
