@@ -6,6 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from pydantic import ValidationError
+
 from core.config import Settings
 from mcp_server.main import main
 
@@ -18,8 +20,13 @@ def run(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     try:
         settings = Settings(data_dir=args.data_dir) if args.data_dir else Settings()
-    except ValueError as exc:
-        sys.stderr.write(f"invalid settings: {exc}\n")
+    except ValueError as exc:  # pydantic's ValidationError: one line per field, joined
+        errors = exc.errors() if isinstance(exc, ValidationError) else []
+        text = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg'].removeprefix('Value error, ')}"
+            for e in errors
+        )
+        sys.stderr.write(f"invalid settings: {text or str(exc).splitlines()[0]}\n")
         raise SystemExit(2) from None
     main(settings, print_config=args.print_config)
 

@@ -178,6 +178,20 @@ def test_a_store_that_is_not_a_database_is_a_clear_error(
     assert "Traceback" not in done.stderr
 
 
+def test_bad_settings_are_one_line_for_python_m_mcp_server(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "mcp_server", "--data-dir", str(tmp_path)],
+        input="",
+        capture_output=True,
+        text=True,
+        env=child_env(OPS_DATABASE_URL="postgresql://u@127.0.0.1:1/ops"),
+        timeout=TIMEOUT_S,
+        check=False,
+    )
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr.count("\n") == 1 and "must be a SQLite URL" in done.stderr
+
+
 @pytest.mark.anyio
 async def test_the_start_up_path_loads_no_web_stack(
     world: World, data_dir: Path, tmp_path: Path
