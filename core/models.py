@@ -331,11 +331,13 @@ class ProviderEntry(_Out):
 
 
 class ProviderEntryIn(_In):
-    """One provider in ``PUT /ops/provider``; an omitted ``api_key`` keeps the stored one."""
+    """One provider in ``PUT /ops/provider``: fields merge over the stored entry (an omitted
+    field keeps its stored value, ``null`` clears an optional one); a new provider needs
+    ``base_url`` and ``model``."""
 
     type: Literal["openai_compat"] = "openai_compat"
-    base_url: Annotated[str, Field(min_length=1, max_length=2000)]
-    model: Annotated[str, Field(min_length=1, max_length=200)]
+    base_url: Annotated[str, Field(min_length=1, max_length=2000)] | None = None
+    model: Annotated[str, Field(min_length=1, max_length=200)] | None = None
     api_key: Annotated[str, Field(min_length=1, max_length=4096)] | None = None
     api_key_env: Annotated[str, Field(pattern=_ENV_NAME)] | None = None
     timeout_s: Annotated[float, Field(gt=0, le=3600)] = 60.0
@@ -344,7 +346,9 @@ class ProviderEntryIn(_In):
 
     @field_validator("base_url")
     @classmethod
-    def _http_url(cls, value: str) -> str:
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
         if not value.startswith(("http://", "https://")):
             raise ValueError("base_url must start with http:// or https://")
         parts = urlsplit(value)

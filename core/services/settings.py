@@ -67,17 +67,23 @@ class ProviderConfigService(Service):
         return view_of(self.load())
 
     def update(self, *, data: ProviderConfigIn, actor: Principal) -> ProviderConfigView:
-        """Merge: providers not named are kept; an omitted ``api_key`` keeps the stored one
-        (``null`` clears it); ``active`` must name an existing provider."""
+        """Merge: providers not named are kept; for a named one, omitted fields keep their
+        stored values (``null`` clears ``api_key``, ``api_key_env`` or ``temperature``);
+        ``active`` must name an existing provider."""
         with self._uow(write=True) as uow:
             stored = uow.kv.get(PROVIDER_KEY)
             current = ProviderConfig.model_validate(stored) if stored else ProviderConfig()
             providers = dict(current.providers)
             for name, entry_in in data.providers.items():
-                values: dict[str, Any] = entry_in.model_dump()
                 previous = providers.get(name)
-                if "api_key" not in entry_in.model_fields_set and previous is not None:
-                    values["api_key"] = previous.api_key
+                base = previous.model_dump() if previous is not None else entry_in.model_dump()
+                values: dict[str, Any] = base | entry_in.model_dump(exclude_unset=True)
+                missing = [key for key in ("base_url", "model") if not values.get(key)]
+                if missing:
+                    raise InputValidationError(
+                        f"provider '{name}' needs {' and '.join(missing)}",
+                        detail={"provider": name, "missing": missing},
+                    )
                 providers[name] = ProviderEntry.model_validate(values)
             active = data.active if "active" in data.model_fields_set else current.active
             if active is not None and active not in providers:

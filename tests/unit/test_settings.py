@@ -84,3 +84,29 @@ def test_status_reports_counts_and_provider(services: Services, admin: Principal
     assert set(status.runs) == {"pending", "running", "done", "error", "cancelled"}
     services.provider.update(data=ProviderConfigIn(providers={"a": _entry()}), actor=admin)
     assert services.maintenance.status().provider_configured is True
+
+
+def test_a_named_provider_merges_field_by_field(services: Services, admin: Principal) -> None:
+    services.provider.update(
+        data=ProviderConfigIn(
+            providers={"main": _entry(api_key_env="OPS_KEY", timeout_s=5.0, temperature=0.2)}
+        ),
+        actor=admin,
+    )
+    changed = ProviderConfigIn.model_validate({"providers": {"main": {"model": "m2"}}})
+    view = services.provider.update(data=changed, actor=admin).providers["main"]
+    assert view.model == "m2"
+    assert view.base_url == "http://127.0.0.1:9/v1"
+    assert (view.api_key_env, view.timeout_s, view.temperature) == ("OPS_KEY", 5.0, 0.2)
+    cleared = ProviderConfigIn.model_validate(
+        {"providers": {"main": {"api_key_env": None, "temperature": None}}}
+    )
+    view = services.provider.update(data=cleared, actor=admin).providers["main"]
+    assert view.api_key_env is None and view.temperature is None and view.model == "m2"
+
+
+def test_a_new_provider_needs_base_url_and_model(services: Services, admin: Principal) -> None:
+    partial = ProviderConfigIn.model_validate({"providers": {"other": {"model": "m"}}})
+    with pytest.raises(InputValidationError, match="base_url"):
+        services.provider.update(data=partial, actor=admin)
+    assert services.provider.get().providers == {}
