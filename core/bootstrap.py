@@ -49,7 +49,7 @@ def init_store(settings: Settings) -> bool:
     """Create the data directory and bring the schema up to date; True if anything changed."""
     from core.storage import migrate  # Alembic is only needed by writers
 
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     engine = make_engine(settings)
     try:
         return migrate.upgrade(engine)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -49,7 +50,7 @@ def make_engine(settings: Settings, *, read_only: bool = False) -> Engine:
             hide_parameters=True,
         )
     else:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        _create_private(path)
         # Bound values (provider keys among them) never appear in SQLAlchemy's error texts.
         engine = sa.create_engine(
             f"sqlite:///{path.as_posix()}",
@@ -84,3 +85,14 @@ def _install_sqlite_hooks(engine: Engine, *, read_only: bool) -> None:
         conn.connection.driver_connection.execute(  # type: ignore[union-attr]
             "BEGIN IMMEDIATE" if write and not read_only else "BEGIN"
         )
+
+
+def _create_private(path: Path) -> None:
+    """Create the database file readable by its owner only (it holds provider keys); SQLite
+    gives the ``-wal`` and ``-shm`` files the same mode. New directories are 0700."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return
+    os.close(fd)

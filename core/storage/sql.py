@@ -22,6 +22,7 @@ from core.errors import StorageError
 from core.models import Approved, AuditEntry, Draft, LogLine, Plan, Run, RunStatus, TokenInfo
 from core.storage import tables as t
 from core.storage.engine import BUSY_TIMEOUT_MS, WRITE
+from core.storage.failures import as_storage_error
 
 __all__ = ["SqlUnitOfWork", "is_unique_violation"]
 
@@ -504,7 +505,7 @@ class SqlUnitOfWork:
         except BaseException as exc:
             if self._gate is not None:
                 self._gate.release()
-            if isinstance(exc, sa.exc.OperationalError):
+            if _is_store_failure(exc):
                 raise _storage_error(exc) from None
             raise
         self._conn = conn
@@ -524,7 +525,9 @@ class SqlUnitOfWork:
         assert self._conn is not None
         try:
             self._conn.commit()
-        except sa.exc.OperationalError as exc:
+        except sa.exc.DatabaseError as exc:
+            if not _is_store_failure(exc):
+                raise
             raise _storage_error(exc) from None
 
     def __exit__(
@@ -543,7 +546,7 @@ class SqlUnitOfWork:
             conn.close()
             if self._gate is not None:
                 self._gate.release()
-        if isinstance(exc, sa.exc.OperationalError):
+        if exc is not None and _is_store_failure(exc):
             raise _storage_error(exc) from None
 
 
@@ -610,11 +613,12 @@ def _write_gate(engine: Engine) -> _WriteGate | None:
         return gate
 
 
-def _storage_error(exc: sa.exc.OperationalError) -> StorageError:
-    text = str(exc.orig) if exc.orig is not None else str(exc)
-    log.warning("storage error: %s", text)
-    if "readonly" in text.replace(" ", "").lower():
-        return StorageError("the store is open read-only")
-    if "locked" in text or "busy" in text:
-        return StorageError("the store is busy; try again")
-    return StorageError("the store is unavailable")
+def _is_store_failure(exc: BaseException) -> bool:
+    """A failure of the store itself (locked, read-only, corrupt), as opposed to a constraint
+    the caller can act on (an ``IntegrityError`` is left to the service that expects it)."""
+    return isinstance(exc, sa.exc.DatabaseError) and not isinstance(exc, sa.exc.IntegrityError)
+
+
+def _storage_error(exc: BaseException) -> StorageError:
+    log.warning("storage error: %s", getattr(exc, "orig", None) or type(exc).__name__)
+    return as_storage_error(exc) or StorageError("the store is unavailable")
