@@ -570,15 +570,42 @@ class RunWorker:
             )
 
     def _finish_then_claim(self, *, job: _Job, **values: Any) -> bool:
-        """In a worker thread: end the run, free its slot and at once claim the next run,
-        without a round trip through the event loop."""
-        ours = self._services.runs.finish(run_id=job.run.id, worker_id=self.worker_id, **values)
-        self._release(job)
-        if not self._stopping:
-            try:
-                self._claim_batch()
-            except Exception:
-                log.exception("worker %s: claiming runs failed", self.worker_id)
+        """In a worker thread: end the run and, in the same transaction, claim the next one
+        into the slot it frees; then fill any other free slot. No round trip through the
+        event loop, and one commit per run cycle."""
+        assert self._loop is not None
+        if self._stopping:
+            ours = self._services.runs.finish(run_id=job.run.id, worker_id=self.worker_id, **values)
+            self._release(job)
+            return ours
+        with self._claim_lock:
+            config = self._services.config.get()
+            self._config = config
+            provider = self._services.provider.load().active_entry()
+            slot_after = self._held - (0 if job.released else 1) < config.max_concurrent_runs
+            ours, claim = self._services.runs.finish_and_claim(
+                run_id=job.run.id,
+                worker_id=self.worker_id,
+                lease_s=self._settings.run_lease_s if slot_after else None,
+                max_running=config.max_concurrent_runs,
+                **values,
+            )
+            if not job.released:
+                job.released = True
+                self._held -= 1
+            if claim is not None:
+                self._held += 1
+                nxt = _Job(
+                    run=claim.run,
+                    approved=claim.approved,
+                    timeout_s=config.run_timeout_s,
+                    provider=provider,
+                )
+                self._loop.call_soon_threadsafe(self._start_job, nxt)
+        try:
+            self._claim_batch()
+        except Exception:
+            log.exception("worker %s: claiming runs failed", self.worker_id)
         return ours
 
 

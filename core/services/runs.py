@@ -62,6 +62,41 @@ class Claim:
     approved: Approved
 
 
+def _claim_in(
+    uow: UnitOfWork, *, worker_id: str, lease_s: float, max_running: int | None
+) -> Claim | None:
+    """Claim the oldest pending run inside the caller's transaction (which must commit)."""
+    if max_running is not None and uow.runs.count_running() >= max_running:
+        return None
+    run_id = uow.runs.next_pending()
+    if run_id is None:
+        return None
+    now = now_ts()
+    claimed = uow.runs.set(
+        run_id,
+        only_status=(RunStatus.PENDING.value,),
+        status=RunStatus.RUNNING.value,
+        started_at=now,
+        lease_owner=worker_id,
+        lease_expires_at=ts_after(lease_s),
+    )
+    if not claimed:
+        return None
+    run: Run = uow.runs.get(run_id)
+    approved: Approved = uow.approved.get(run.approved_id)
+    uow.logs.append(
+        run_id, ts=now, level="info", msg=f"attempt {run.attempt} started by {worker_id}"
+    )
+    audit.record(
+        uow.audit,
+        actor=f"system:{worker_id}",
+        action="run.start",
+        target=run_id,
+        detail={"attempt": run.attempt},
+    )
+    return Claim(run=run, approved=approved)
+
+
 class RunService(Service):
     def __init__(self, uow: UowFactory, events: EventBus) -> None:
         super().__init__(uow)
@@ -199,36 +234,10 @@ class RunService(Service):
         """Atomically move the oldest pending run to running under this worker's lease;
         with ``max_running``, only while fewer runs than that are running (all workers)."""
         with self._uow(write=True) as uow:
-            if max_running is not None and len(uow.runs.running_ids()) >= max_running:
-                return None
-            run_id = uow.runs.next_pending()
-            if run_id is None:
-                return None
-            now = now_ts()
-            claimed = uow.runs.set(
-                run_id,
-                only_status=(RunStatus.PENDING.value,),
-                status=RunStatus.RUNNING.value,
-                started_at=now,
-                lease_owner=worker_id,
-                lease_expires_at=ts_after(lease_s),
-            )
-            if not claimed:
-                return None
-            run: Run = uow.runs.get(run_id)
-            approved: Approved = uow.approved.get(run.approved_id)
-            uow.logs.append(
-                run_id, ts=now, level="info", msg=f"attempt {run.attempt} started by {worker_id}"
-            )
-            audit.record(
-                uow.audit,
-                actor=f"system:{worker_id}",
-                action="run.start",
-                target=run_id,
-                detail={"attempt": run.attempt},
-            )
-            uow.commit()
-        return Claim(run=run, approved=approved)
+            claim = _claim_in(uow, worker_id=worker_id, lease_s=lease_s, max_running=max_running)
+            if claim is not None:
+                uow.commit()
+        return claim
 
     def heartbeat(
         self, *, run_ids: builtins.list[str], worker_id: str, lease_s: float
@@ -272,11 +281,32 @@ class RunService(Service):
     ) -> bool:
         """End a run this worker holds. False if it was not (any more) this worker's: a
         terminal run never changes status again."""
+        ours, _ = self.finish_and_claim(
+            run_id=run_id, worker_id=worker_id, status=status, output=output, error=error,
+            usage=usage, log=log, lease_s=None,
+        )  # fmt: skip
+        return ours
+
+    def finish_and_claim(
+        self,
+        *,
+        run_id: str,
+        worker_id: str,
+        status: RunStatus,
+        lease_s: float | None,
+        max_running: int | None = None,
+        output: str | None = None,
+        error: str | None = None,
+        usage: dict[str, object] | None = None,
+        log: str | None = None,
+    ) -> tuple[bool, Claim | None]:
+        """``finish``, and with a ``lease_s`` claim the next pending run in the same
+        transaction: a busy worker pays one commit per run cycle instead of two."""
         if not status.terminal:
             raise ValueError("finish needs a terminal status")
         with self._uow(write=True) as uow:
             now = now_ts()
-            changed = uow.runs.set(
+            ours = uow.runs.set(
                 run_id,
                 only_status=(RunStatus.RUNNING.value,),
                 owner=worker_id,
@@ -288,20 +318,25 @@ class RunService(Service):
                 lease_owner=None,
                 lease_expires_at=None,
             )
-            if not changed:
-                return False
-            if log:
-                uow.logs.append(run_id, ts=now, level="error" if error else "info", msg=log)
-            audit.record(
-                uow.audit,
-                actor=f"system:{worker_id}",
-                action="run.finish",
-                target=run_id,
-                outcome="ok" if status is RunStatus.DONE else "error",
-                detail={"status": status.value},
-            )
-            uow.commit()
-        return True
+            if ours:
+                if log:
+                    uow.logs.append(run_id, ts=now, level="error" if error else "info", msg=log)
+                audit.record(
+                    uow.audit,
+                    actor=f"system:{worker_id}",
+                    action="run.finish",
+                    target=run_id,
+                    outcome="ok" if status is RunStatus.DONE else "error",
+                    detail={"status": status.value},
+                )
+            claim = None
+            if lease_s is not None:
+                claim = _claim_in(
+                    uow, worker_id=worker_id, lease_s=lease_s, max_running=max_running
+                )
+            if ours or claim is not None:
+                uow.commit()
+        return ours, claim
 
     def recover_expired(self) -> builtins.list[str]:
         """Runs whose lease expired go back to pending (attempt + 1), or end ``error`` after

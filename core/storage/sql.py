@@ -277,9 +277,10 @@ class RunRepo(_Repo):
         )
         return self.conn.execute(stmt).scalar()
 
-    def running_ids(self) -> builtins.list[str]:
-        stmt = sa.select(t.runs.c.id).where(t.runs.c.status == RunStatus.RUNNING.value)
-        return list(self.conn.execute(stmt).scalars())
+    def count_running(self) -> int:
+        stmt = sa.select(sa.func.count()).select_from(t.runs)
+        stmt = stmt.where(t.runs.c.status == RunStatus.RUNNING.value)
+        return int(self.conn.execute(stmt).scalar() or 0)
 
     def expired(self, now: str) -> builtins.list[tuple[str, int, bool]]:
         """Running runs whose lease ended before ``now``: (id, attempt, cancel_requested)."""
