@@ -6,9 +6,9 @@ once when a slot is free. Runs created by other processes wake it too: with SQLi
 watches the store's files (a ``stat`` every ``STORE_WATCH_S``), and a short poll remains as
 the fallback. A cancel-flag poll (every ``CANCEL_POLL_S``) sees cancels made elsewhere.
 
-Per run the store sees two small write transactions: the claim (with its first log line)
-and the finish (with its last); a provider call that takes longer than ``SLOW_NOTE_S`` adds
-one log line. Leases of all runs in flight are
+Per run the store sees about one small write transaction: finishing a run claims the next
+pending one in the same transaction (runs that find an idle slot are claimed on their own);
+a provider call that takes longer than ``SLOW_NOTE_S`` adds one log line. Leases of all runs in flight are
 extended in one heartbeat transaction. Every store call runs in a worker thread.
 """
 
