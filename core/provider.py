@@ -266,7 +266,7 @@ class HttpxLlmProvider:
         return Completion(
             text=text,
             model=model if isinstance(model, str) and model else entry.model,
-            usage=usage if isinstance(usage, dict) else None,
+            usage=_usage(usage),
             latency_ms=latency_ms,
         )
 
@@ -346,10 +346,36 @@ class HttpxLlmProvider:
             raise call.status_error(response, attempt)
 
 
+def _usage(value: object) -> dict[str, Any] | None:
+    """Token counts from a provider's ``usage``: numbers, and one level of nested counts
+    (``prompt_tokens_details``); anything else a provider sends is dropped, not stored."""
+    if not isinstance(value, dict):
+        return None
+
+    def number(item: object) -> bool:
+        return isinstance(item, int | float) and not isinstance(item, bool)
+
+    kept: dict[str, Any] = {}
+    for key, item in list(value.items())[:32]:
+        if not isinstance(key, str) or len(key) > 64:
+            continue
+        if number(item):
+            kept[key] = item
+        elif isinstance(item, dict):
+            inner = {
+                k: v
+                for k, v in list(item.items())[:32]
+                if isinstance(k, str) and len(k) <= 64 and number(v)
+            }
+            if inner:
+                kept[key] = inner
+    return kept
+
+
 def _json(response: httpx.Response, call: _Call) -> Any:
     try:
         return response.json()
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nesting deeper than json allows
         snippet = response.text.strip().replace("\n", " ")[:MAX_ERROR_BODY]
         raise call.error(
             f"provider answered invalid JSON: {snippet}", reason="bad_answer"

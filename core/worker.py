@@ -8,8 +8,8 @@ the fallback. A cancel-flag poll (every ``CANCEL_POLL_S``) sees cancels made els
 
 Per run the store sees about one small write transaction: finishing a run claims the next
 pending one in the same transaction (runs that find an idle slot are claimed on their own);
-a provider call that takes longer than ``SLOW_NOTE_S`` adds one log line. Leases of all runs in flight are
-extended in one heartbeat transaction. Every store call runs in a worker thread.
+a provider call that takes longer than ``SLOW_NOTE_S`` adds one log line. Leases of all
+runs in flight are extended in one heartbeat transaction. Every store call runs in a worker thread.
 """
 
 from __future__ import annotations

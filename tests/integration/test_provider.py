@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator, Iterator
+from typing import Any
 
 import httpx
 import pytest
@@ -179,6 +180,32 @@ async def test_an_answer_without_choices_is_a_provider_error(
     with pytest.raises(ProviderError, match="no choices") as caught:
         await llm.complete(entry(fake.url), MESSAGES)
     assert caught.value.detail["reason"] == "bad_answer"
+
+
+async def test_only_token_counts_are_kept_from_usage(
+    fake: FakeLlmServer, llm: HttpxLlmProvider
+) -> None:
+    deep: Any = 1
+    for _ in range(300):
+        deep = {"x": deep}
+    fake.app.answer_override = {
+        "choices": [{"message": {"role": "assistant", "content": "ok"}}],
+        "usage": {
+            "prompt_tokens": 3,
+            "completion_tokens": 2.0,
+            "cached": True,
+            "note": "free text",
+            "prompt_tokens_details": {"cached_tokens": 1, "label": "x", "deep": deep},
+            "deep": deep,
+            "k" * 100: 5,
+        },
+    }
+    completion = await llm.complete(entry(fake.url), MESSAGES)
+    assert completion.usage == {
+        "prompt_tokens": 3,
+        "completion_tokens": 2.0,
+        "prompt_tokens_details": {"cached_tokens": 1},
+    }
 
 
 def test_redact_removes_keys_bearer_values_and_url_credentials() -> None:
