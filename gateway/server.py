@@ -6,12 +6,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import shlex
+import socket
 import sys
 
 import uvicorn
 
 from core.bootstrap import build_services
 from core.config import Settings
+from core.errors import InputValidationError
 from core.models import Role
 from gateway.app import create_app
 
@@ -89,10 +91,16 @@ async def _announce(
     sys.stderr.flush()
 
 
-async def _run(server: uvicorn.Server, settings: Settings, host: str, with_worker: bool) -> None:
+async def _run(
+    server: uvicorn.Server,
+    settings: Settings,
+    host: str,
+    with_worker: bool,
+    sock: socket.socket,
+) -> None:
     announcer = asyncio.create_task(_announce(server, settings, host, with_worker))
     try:
-        await server.serve()
+        await server.serve(sockets=[sock])
     finally:
         announcer.cancel()
         await asyncio.gather(announcer, return_exceptions=True)
@@ -103,7 +111,13 @@ def serve(settings: Settings, *, host: str, port: int, with_worker: bool) -> Non
     if "public_url" not in settings.model_fields_set and port != 0:
         # Without OPS_PUBLIC_URL the Actions document points at the address actually served.
         settings = settings.model_copy(update={"public_url": f"http://{_url_host(host)}:{port}"})
-    services = build_services(settings)
+    # Bind first: a busy port is a one-line error before any store, token or worker starts.
+    sock = _bind(host, port)
+    try:
+        services = build_services(settings)
+    except BaseException:
+        sock.close()
+        raise
     try:
         # First start: token files are written (core logs their paths) before the banner.
         services.access.bootstrap()
@@ -117,6 +131,26 @@ def serve(settings: Settings, *, host: str, port: int, with_worker: bool) -> Non
             log_config=None,
             timeout_graceful_shutdown=10,
         )
-        asyncio.run(_run(uvicorn.Server(config), settings, host, with_worker))
+        asyncio.run(_run(uvicorn.Server(config), settings, host, with_worker, sock))
     finally:
+        sock.close()
         services.close()
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    """A listening-ready TCP socket on ``host:port``; a clear error if it cannot be had."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+        family, kind, proto, _, address = infos[0]
+        sock = socket.socket(family, kind, proto)
+    except OSError as exc:
+        raise InputValidationError(f"cannot listen on {host}:{port}: {exc}") from None
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+    except OSError as exc:
+        sock.close()
+        reason = exc.strerror or str(exc)
+        raise InputValidationError(f"cannot listen on {host}:{port}: {reason}") from None
+    sock.set_inheritable(True)
+    return sock

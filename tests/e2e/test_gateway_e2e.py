@@ -197,3 +197,22 @@ def test_serve_refuses_a_short_env_token(tmp_path: Path) -> None:
     assert "ORCH_TOKEN is shorter than 16 characters" in result.stderr
     assert "Traceback" not in result.stderr
     assert "too-short" not in result.stderr
+
+
+def test_serve_on_a_busy_port_fails_at_once_and_touches_nothing(tmp_path: Path) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = subprocess.run(
+            [_executable(), "serve", "--port", str(port), "--data-dir", str(tmp_path / "d")],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env=_env(),
+        )
+    assert result.returncode == 1
+    assert f"cannot listen on 127.0.0.1:{port}" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "d").exists()  # no store, no token files, no worker
