@@ -25,7 +25,6 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from anyio import to_thread
@@ -36,7 +35,7 @@ from core.config import Settings
 from core.errors import ProviderError, StorageError
 from core.models import Approved, Config, ProviderEntry, Run, RunStatus
 from core.ports import Completion, LlmProvider
-from core.storage.engine import sqlite_path
+from core.storage.engine import change_stamp
 
 if TYPE_CHECKING:
     from core.bootstrap import Services
@@ -212,10 +211,10 @@ class RunWorker:
                 asyncio.create_task(self._cancel_poll_loop(), name="worker cancel poll"),
                 asyncio.create_task(self._cleanup_loop(), name="worker cleanup"),
             ]
-            db = sqlite_path(self._settings)
-            if db is not None:
+            stamp = change_stamp(self._settings)
+            if stamp is not None:
                 background.append(
-                    asyncio.create_task(self._store_watch_loop(db), name="worker store watch")
+                    asyncio.create_task(self._store_watch_loop(stamp), name="worker store watch")
                 )
             await self._dispatch_loop()
             await self._drain()
@@ -380,16 +379,15 @@ class RunWorker:
             except Exception:
                 log.exception("worker %s: recovering expired runs failed", self.worker_id)
 
-    async def _store_watch_loop(self, db: Path) -> None:
+    async def _store_watch_loop(self, stamp: Callable[[], object]) -> None:
         """Wake the dispatch loop when the SQLite files change (another process committed),
         so runs created elsewhere start at once too, not on the next poll."""
-        paths = (db, db.with_name(db.name + "-wal"))
-        last = _stamp(paths)
+        last = stamp()
         while True:
             await asyncio.sleep(STORE_WATCH_S)
-            stamp = _stamp(paths)
-            if stamp != last:
-                last = stamp
+            current = stamp()
+            if current != last:
+                last = current
                 # With every slot taken, a finish claims the next run itself (and the poll
                 # sees a raised max_concurrent_runs): no wake for this worker's own writes.
                 if self._wake is not None and self._held < self._config.max_concurrent_runs:
@@ -607,19 +605,6 @@ class RunWorker:
         except Exception:
             log.exception("worker %s: claiming runs failed", self.worker_id)
         return ours
-
-
-def _stamp(paths: tuple[Path, ...]) -> tuple[tuple[int, int, int] | None, ...]:
-    """(mtime, size, inode) of each file; a commit changes at least one of them."""
-    stamps: list[tuple[int, int, int] | None] = []
-    for path in paths:
-        try:
-            st = os.stat(path)
-        except OSError:
-            stamps.append(None)
-        else:
-            stamps.append((st.st_mtime_ns, st.st_size, st.st_ino))
-    return tuple(stamps)
 
 
 def _forward_signal(

@@ -1,9 +1,11 @@
 """A short-lived cache of successful token lookups, so that a hot client does not cost a
 store read (and a worker-thread hop) per request.
 
-Only successes are cached, keyed by the token's SHA-256, for ``ttl_s`` seconds: a token
-revoked with ``ops-trigger token revoke`` stops working within that time. Failures always go
-to the store (and are audited and rate limited by the caller).
+Only successes are cached, keyed by the token's SHA-256, for at most ``ttl_s`` seconds, and
+only while the store is unchanged: given a ``stamp`` (see ``core.storage.engine.change_stamp``),
+any commit by any process (a ``token revoke`` among them) drops the whole cache, so a revoked
+token fails on the very next request. Failures always go to the store (and are audited and
+rate limited by the caller).
 """
 
 from __future__ import annotations
@@ -29,16 +31,35 @@ class AuthCache:
         *,
         max_entries: int = MAX_ENTRIES,
         clock: Callable[[], float] = time.monotonic,
+        stamp: Callable[[], object] | None = None,
     ) -> None:
         self.ttl_s = ttl_s
         self._max = max_entries
         self._clock = clock
+        self._stamp = stamp
+        self._seen: object = None
         self._entries: OrderedDict[str, tuple[Principal, float]] = OrderedDict()
+
+    def _fresh(self) -> object:
+        """Forget everything if the store changed since the entries were made; returns the
+        current stamp."""
+        if self._stamp is None:
+            return None
+        current = self._stamp()
+        if current != self._seen:
+            self._entries.clear()
+            self._seen = current
+        return current
+
+    def mark(self) -> object:
+        """The store's stamp now: take it before a store lookup and hand it to ``put``."""
+        return self._fresh()
 
     def get(self, token: str) -> Principal | None:
         """The cached principal for ``token``, or None if absent or expired."""
         if self.ttl_s <= 0:
             return None
+        self._fresh()
         key = hash_token(token)
         entry = self._entries.get(key)
         if entry is None:
@@ -49,9 +70,12 @@ class AuthCache:
             return None
         return principal
 
-    def put(self, token: str, principal: Principal) -> None:
-        """Remember a successful authentication."""
+    def put(self, token: str, principal: Principal, *, mark: object = None) -> None:
+        """Remember a successful authentication looked up after ``mark`` was taken; if the
+        store changed since then, the lookup may predate a revocation: not cached."""
         if self.ttl_s <= 0:
+            return
+        if self._fresh() != mark:
             return
         key = hash_token(token)
         self._entries[key] = (principal, self._clock() + self.ttl_s)

@@ -99,9 +99,10 @@ class Guard:
         token = credentials.credentials if credentials is not None else None
         principal = cache.get(token) if token else None
         if principal is None and token:
+            mark = cache.mark()
             principal = await run_in_threadpool(services.access.authenticate, token)
             if principal is not None:
-                cache.put(token, principal)
+                cache.put(token, principal, mark=mark)
         if principal is None:
             limits.auth_failures.record(client)
             reason = "missing token" if not token else "unknown token"

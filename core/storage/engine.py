@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,7 @@ from sqlalchemy.engine import Engine
 from core.config import Settings
 from core.errors import StorageError
 
-__all__ = ["WRITE", "make_engine", "sqlite_path"]
+__all__ = ["WRITE", "change_stamp", "make_engine", "sqlite_path"]
 
 # Execution option that marks a connection as a writer: SQLite then takes the write lock at
 # BEGIN (BEGIN IMMEDIATE), so concurrent writers queue on the busy timeout instead of failing
@@ -96,3 +97,28 @@ def _create_private(path: Path) -> None:
     except FileExistsError:
         return
     os.close(fd)
+
+
+Stamp = tuple[tuple[int, int, int] | None, ...]
+
+
+def change_stamp(settings: Settings) -> Callable[[], Stamp] | None:
+    """For a SQLite store, a function whose answer changes whenever any process commits
+    ((mtime, size, inode) of ``ops.db`` and ``ops.db-wal``); None for other databases."""
+    path = sqlite_path(settings)
+    if path is None:
+        return None
+    paths = (path, path.with_name(path.name + "-wal"))
+
+    def stamp() -> Stamp:
+        stamps: list[tuple[int, int, int] | None] = []
+        for item in paths:
+            try:
+                st = os.stat(item)
+            except OSError:
+                stamps.append(None)
+            else:
+                stamps.append((st.st_mtime_ns, st.st_size, st.st_ino))
+        return tuple(stamps)
+
+    return stamp

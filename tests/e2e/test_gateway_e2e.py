@@ -216,3 +216,25 @@ def test_serve_on_a_busy_port_fails_at_once_and_touches_nothing(tmp_path: Path) 
     assert "Traceback" not in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "d").exists()  # no store, no token files, no worker
+
+
+def test_a_token_revoked_from_the_cli_fails_on_the_next_request(gateway: Gateway) -> None:
+    def cli(*args: str) -> str:
+        done = subprocess.run(
+            [_executable(), *args, "--data-dir", str(gateway.data_dir)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env=_env(),
+        )
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    token = cli("token", "create", "--role", "operator", "--name", "ci").strip()
+    auth = {"Authorization": f"Bearer {token}"}
+    for _ in range(3):  # the first answer fills the gateway's auth cache
+        assert httpx.get(f"{gateway.url}/ops/status", headers=auth).status_code == 200
+    cli("token", "revoke", "ci")
+    refused = httpx.get(f"{gateway.url}/ops/status", headers=auth)
+    assert refused.status_code == 401
+    assert refused.json()["code"] == "UNAUTHORIZED"
