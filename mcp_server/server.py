@@ -131,7 +131,10 @@ RunId = Annotated[
         max_length=64,
     ),
 ]
-Limit = Annotated[int, Field(ge=1, le=200, description="How many items to return (1-200).")]
+# Strict: a model that sends true or "5" gets an error it can correct, not a guess.
+Limit = Annotated[
+    int, Field(strict=True, ge=1, le=200, description="How many items to return (1-200).")
+]
 Cursor = Annotated[
     str | None,
     Field(description="next_cursor from the previous page; omit for the first page."),
@@ -204,7 +207,8 @@ def get_run(
     ctx: Ctx,
     run_id: RunId,
     log_lines: Annotated[
-        int, Field(ge=0, le=1000, description="How many of the last log lines to include.")
+        int,
+        Field(strict=True, ge=0, le=1000, description="How many of the last log lines to include."),
     ] = 20,
 ) -> RunDetail:
     """One run with its last log lines: status, attempt, timestamps, output, error, usage

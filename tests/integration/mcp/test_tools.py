@@ -126,3 +126,13 @@ async def test_arguments_outside_their_bounds_are_refused(client: Client) -> Non
     assert await call_error(client, "list_approved", {"limit": 0})
     assert await call_error(client, "list_runs", {"status": "exploded"})
     assert await call_error(client, "get_run", {"run_id": "r_x", "log_lines": 5000})
+
+
+async def test_counts_of_the_wrong_json_type_are_refused_not_coerced(
+    client: Client, world: World
+) -> None:
+    for bad in (True, "5", 2.5):
+        assert await call_error(client, "list_approved", {"limit": bad})
+        assert await call_error(client, "list_runs", {"limit": bad})
+        args = {"run_id": world.done_run.id, "log_lines": bad}
+        assert await call_error(client, "get_run", args)
