@@ -35,6 +35,7 @@ from core.config import Settings
 from core.errors import ProviderError, StorageError
 from core.models import Approved, Config, ProviderEntry, Run, RunStatus
 from core.ports import Completion, LlmProvider
+from core.services.runs import Claim
 from core.storage.engine import change_stamp
 
 if TYPE_CHECKING:
@@ -290,14 +291,20 @@ class RunWorker:
                 if claim is None:
                     return
                 free -= 1
-                self._held += 1
-                job = _Job(
-                    run=claim.run,
-                    approved=claim.approved,
-                    timeout_s=config.run_timeout_s,
-                    provider=provider,
-                )
-                self._loop.call_soon_threadsafe(self._start_job, job)
+                self._hand_over(claim, config, provider)
+
+    def _hand_over(
+        self, claim: Claim, config: Config, provider: tuple[str, ProviderEntry] | None
+    ) -> None:
+        """Count a claimed run against this worker's slots and start it on the loop (called
+        with the claim lock held, from a worker thread)."""
+        assert self._loop is not None
+        self._held += 1
+        job = _Job(
+            run=claim.run, approved=claim.approved, timeout_s=config.run_timeout_s,
+            provider=provider,
+        )  # fmt: skip
+        self._loop.call_soon_threadsafe(self._start_job, job)
 
     def _release(self, job: _Job) -> None:
         """Free the slot of ``job`` (once)."""
@@ -592,14 +599,7 @@ class RunWorker:
                 job.released = True
                 self._held -= 1
             if claim is not None:
-                self._held += 1
-                nxt = _Job(
-                    run=claim.run,
-                    approved=claim.approved,
-                    timeout_s=config.run_timeout_s,
-                    provider=provider,
-                )
-                self._loop.call_soon_threadsafe(self._start_job, nxt)
+                self._hand_over(claim, config, provider)
         try:
             self._claim_batch()
         except Exception:
