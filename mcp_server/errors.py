@@ -9,7 +9,7 @@ hint on what to do next.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
 from mcp.server.mcpserver.exceptions import ResourceError, ResourceNotFoundError, ToolError
@@ -52,42 +52,41 @@ def _core_error(exc: Exception) -> OpsError | None:
 
 
 @contextmanager
-def tool_errors() -> Iterator[None]:
+def _mapped(convert: Callable[[OpsError], Exception]) -> Iterator[None]:
+    """Re-raise a core (or store) error raised inside the block as ``convert(error)``."""
+    try:
+        yield
+    except Exception as exc:
+        error = _core_error(exc)
+        if error is None:
+            raise
+        raise convert(error) from None
+
+
+def _resource_error(error: OpsError) -> Exception:
+    if isinstance(error, NotFoundError | InvalidIdError):
+        return ResourceNotFoundError(describe(error))
+    return ResourceError(describe(error))
+
+
+def _prompt_error(error: OpsError) -> Exception:
+    code = INTERNAL_ERROR if isinstance(error, StorageError) else INVALID_PARAMS
+    return MCPError(code=code, message=describe(error))
+
+
+def tool_errors() -> AbstractContextManager[None]:
     """Turn a core error raised inside a tool into a ``ToolError`` the model can act on."""
-    try:
-        yield
-    except Exception as exc:
-        error = _core_error(exc)
-        if error is None:
-            raise
-        raise ToolError(describe(error)) from None
+    return _mapped(lambda error: ToolError(describe(error)))
 
 
-@contextmanager
-def resource_errors() -> Iterator[None]:
+def resource_errors() -> AbstractContextManager[None]:
     """Turn a core error raised while reading a resource into a resource error."""
-    try:
-        yield
-    except Exception as exc:
-        error = _core_error(exc)
-        if error is None:
-            raise
-        if isinstance(error, NotFoundError | InvalidIdError):
-            raise ResourceNotFoundError(describe(error)) from None
-        raise ResourceError(describe(error)) from None
+    return _mapped(_resource_error)
 
 
-@contextmanager
-def prompt_errors() -> Iterator[None]:
+def prompt_errors() -> AbstractContextManager[None]:
     """Turn a core error raised while building a prompt into an ``MCPError`` that says why."""
-    try:
-        yield
-    except Exception as exc:
-        error = _core_error(exc)
-        if error is None:
-            raise
-        code = INTERNAL_ERROR if isinstance(error, StorageError) else INVALID_PARAMS
-        raise MCPError(code=code, message=describe(error)) from None
+    return _mapped(_prompt_error)
 
 
 class PromptArguments:
