@@ -134,10 +134,10 @@ def test_stdout_carries_only_protocol_messages(world: World, data_dir: Path) -> 
     assert "serving MCP over stdio" in stderr  # logs go to stderr
 
 
-def test_a_missing_store_is_a_clear_error(tmp_path: Path) -> None:
-    missing = tmp_path / "nothing-here"
-    done = subprocess.run(
-        [str(OPS_TRIGGER), "mcp", "--data-dir", str(missing)],
+def _run_mcp(data_dir: Path) -> subprocess.CompletedProcess[str]:
+    """``ops-trigger mcp`` on ``data_dir`` with no client: it must stop on its own."""
+    return subprocess.run(
+        [str(OPS_TRIGGER), "mcp", "--data-dir", str(data_dir)],
         input="",
         capture_output=True,
         text=True,
@@ -145,6 +145,11 @@ def test_a_missing_store_is_a_clear_error(tmp_path: Path) -> None:
         timeout=TIMEOUT_S,
         check=False,
     )
+
+
+def test_a_missing_store_is_a_clear_error(tmp_path: Path) -> None:
+    missing = tmp_path / "nothing-here"
+    done = _run_mcp(missing)
     assert done.returncode == 1
     assert done.stdout == ""
     assert "STORAGE_ERROR" in done.stderr and "ops-trigger init" in done.stderr
@@ -163,15 +168,7 @@ def test_a_store_that_is_not_a_database_is_a_clear_error(
     store = tmp_path / "broken"
     store.mkdir()
     (store / "ops.db").write_bytes(content)
-    done = subprocess.run(
-        [str(OPS_TRIGGER), "mcp", "--data-dir", str(store)],
-        input="",
-        capture_output=True,
-        text=True,
-        env=child_env(),
-        timeout=TIMEOUT_S,
-        check=False,
-    )
+    done = _run_mcp(store)
     assert done.returncode == 1
     assert done.stdout == ""
     assert "STORAGE_ERROR" in done.stderr and reason in done.stderr
