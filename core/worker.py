@@ -600,6 +600,11 @@ class RunWorker:
                 self._held -= 1
             if claim is not None:
                 self._hand_over(claim, config, provider)
+            # Every slot is taken again (the usual case): nothing more to claim, and the
+            # dispatch loop still notices a raised max_concurrent_runs on its next pass.
+            more = self._held < config.max_concurrent_runs
+        if not more:
+            return ours
         try:
             self._claim_batch()
         except Exception:
