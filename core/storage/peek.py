@@ -17,7 +17,7 @@ from core.errors import StorageError
 __all__ = ["approved_marker", "check_sqlite_file", "sqlite_file"]
 
 _HEADER = b"SQLite format 3\x00"
-# The same (count, highest seq) as ApprovedRepo.marker in core/storage/sql.py.
+# The same (count, highest seq) as ApprovedRepo.marker in core/storage/repos/content.py.
 _MARKER_SQL = "SELECT count(*), coalesce(max(seq), 0) FROM approved"
 
 

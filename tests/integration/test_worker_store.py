@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from core.bootstrap import Services, build_services
 from core.config import Settings
 from core.errors import StorageError
-from core.storage.sql import _write_gate
+from core.storage.gate import write_gate as _write_gate
 
 
 def test_writers_on_one_file_share_one_gate(services: Services, settings: Settings) -> None:

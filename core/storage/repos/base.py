@@ -1,0 +1,45 @@
+"""What every repository shares: the connection, row conversion, newest-first pages."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+__all__ = ["KEY", "Repo", "page", "row_dict"]
+
+KEY: sa.BindParameter[Any] = sa.bindparam("key")
+
+
+class Repo:
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+
+
+def row_dict(row: sa.Row[Any] | None, drop: tuple[str, ...] = ("seq",)) -> dict[str, Any] | None:
+    if row is None:
+        return None
+    data = dict(row._mapping)
+    for key in drop:
+        data.pop(key, None)
+    return data
+
+
+def page(
+    conn: Connection,
+    table: sa.Table,
+    where: list[sa.ColumnElement[bool]],
+    after: int | None,
+    limit: int,
+) -> tuple[list[dict[str, Any]], int | None]:
+    """Newest first by ``seq``; returns rows and the seq to continue after (or None)."""
+    clauses = list(where)
+    if after is not None:
+        clauses.append(table.c.seq < after)
+    stmt = sa.select(table).where(*clauses).order_by(table.c.seq.desc()).limit(limit + 1)
+    rows = conn.execute(stmt).all()
+    more = len(rows) > limit
+    rows = rows[:limit]
+    last = rows[-1]._mapping["seq"] if more and rows else None
+    return [row_dict(r) or {} for r in rows], last

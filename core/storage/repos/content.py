@@ -1,0 +1,143 @@
+"""Plan, key-value settings, drafts and approved items."""
+
+from __future__ import annotations
+
+import builtins
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import sqlalchemy as sa
+
+from core.models import Approved, Draft, Plan
+from core.storage import tables as t
+from core.storage.repos.base import KEY, Repo, page, row_dict
+
+__all__ = ["ApprovedRepo", "DraftRepo", "KvRepo", "PlanRepo"]
+
+# Statements built once, values passed as parameters: SQLAlchemy then reuses the compiled
+# form instead of coercing and cache-keying every value on each call (the approve hot path).
+_INSERT_DRAFT = sa.insert(t.drafts)
+_UPDATE_DRAFT = sa.update(t.drafts).where(t.drafts.c.id == sa.bindparam("where_id"))
+_INSERT_APPROVED = sa.insert(t.approved)
+_GET_PLAN = sa.select(t.plan).where(t.plan.c.id == KEY)
+_GET_KV = sa.select(t.kv.c.value).where(t.kv.c.key == KEY)
+_GET_DRAFT = sa.select(t.drafts).where(t.drafts.c.id == KEY)
+_GET_APPROVED = sa.select(t.approved).where(t.approved.c.id == KEY)
+_GET_APPROVED_BY_DRAFT = sa.select(t.approved).where(t.approved.c.draft_id == KEY)
+
+
+class PlanRepo(Repo):
+    def get(self, plan_id: str = "main") -> Plan | None:
+        row = self.conn.execute(_GET_PLAN, {"key": plan_id}).first()
+        data = row_dict(row, drop=())
+        return Plan.model_validate(data) if data else None
+
+    def save(self, plan: Plan) -> None:
+        values = plan.model_dump(mode="json")
+        updated = self.conn.execute(
+            sa.update(t.plan).where(t.plan.c.id == plan.id).values(**values)
+        ).rowcount
+        if not updated:
+            self.conn.execute(sa.insert(t.plan).values(**values))
+
+
+class KvRepo(Repo):
+    def get(self, key: str) -> dict[str, Any] | None:
+        value = self.conn.execute(_GET_KV, {"key": key}).scalar()
+        return dict(value) if isinstance(value, Mapping) else None
+
+    def put(self, key: str, value: dict[str, Any], *, now: str) -> None:
+        updated = self.conn.execute(
+            sa.update(t.kv)
+            .where(t.kv.c.key == key)
+            .values(value=value, updated_at=now, revision=t.kv.c.revision + 1)
+        ).rowcount
+        if not updated:
+            self.conn.execute(sa.insert(t.kv).values(key=key, value=value, updated_at=now))
+
+
+class DraftRepo(Repo):
+    def get(self, draft_id: str) -> Draft | None:
+        data = row_dict(self.conn.execute(_GET_DRAFT, {"key": draft_id}).first())
+        return Draft.model_validate(data) if data else None
+
+    def add(self, draft: Draft) -> None:
+        self.conn.execute(_INSERT_DRAFT, draft.model_dump(mode="json"))
+
+    def update(self, draft: Draft) -> None:
+        self.conn.execute(_UPDATE_DRAFT, {**draft.model_dump(mode="json"), "where_id": draft.id})
+
+    def set_status(self, draft_id: str, *, status: str, updated_at: str) -> None:
+        """Change only the status (the approve hot path rewrites nothing else)."""
+        self.conn.execute(
+            _UPDATE_DRAFT, {"status": status, "updated_at": updated_at, "where_id": draft_id}
+        )
+
+    def list(
+        self, *, status: str | None, task_id: str | None, after: int | None, limit: int
+    ) -> tuple[list[Draft], int | None]:
+        where: list[sa.ColumnElement[bool]] = []
+        if status is not None:
+            where.append(t.drafts.c.status == status)
+        if task_id is not None:
+            where.append(t.drafts.c.task_id == task_id)
+        rows, last = page(self.conn, t.drafts, where, after, limit)
+        return [Draft.model_validate(r) for r in rows], last
+
+    def count_by_status(self) -> dict[str, int]:
+        stmt = sa.select(t.drafts.c.status, sa.func.count()).group_by(t.drafts.c.status)
+        return {status: n for status, n in self.conn.execute(stmt).all()}
+
+    def delete_stale(self, *, statuses: tuple[str, ...], before: str) -> int:
+        stmt = sa.delete(t.drafts).where(
+            t.drafts.c.status.in_(statuses), t.drafts.c.updated_at < before
+        )
+        return int(self.conn.execute(stmt).rowcount or 0)
+
+    def iter_all(self) -> Iterator[Draft]:
+        for row in self.conn.execute(sa.select(t.drafts).order_by(t.drafts.c.seq)):
+            yield Draft.model_validate(row_dict(row))
+
+
+class ApprovedRepo(Repo):
+    def get(self, approved_id: str) -> Approved | None:
+        data = row_dict(self.conn.execute(_GET_APPROVED, {"key": approved_id}).first())
+        return Approved.model_validate(data) if data else None
+
+    def get_by_draft(self, draft_id: str) -> Approved | None:
+        data = row_dict(self.conn.execute(_GET_APPROVED_BY_DRAFT, {"key": draft_id}).first())
+        return Approved.model_validate(data) if data else None
+
+    def add(self, item: Approved) -> None:
+        self.conn.execute(_INSERT_APPROVED, item.model_dump(mode="json"))
+
+    def list(
+        self, *, task_id: str | None, after: int | None, limit: int
+    ) -> tuple[list[Approved], int | None]:
+        where = [t.approved.c.task_id == task_id] if task_id is not None else []
+        rows, last = page(self.conn, t.approved, where, after, limit)
+        return [Approved.model_validate(r) for r in rows], last
+
+    def count(self) -> int:
+        stmt = sa.select(sa.func.count()).select_from(t.approved)
+        return int(self.conn.execute(stmt).scalar() or 0)
+
+    def marker(self) -> tuple[int, int]:
+        """(count, highest seq): changes whenever the approved set changes."""
+        stmt = sa.select(sa.func.count(), sa.func.coalesce(sa.func.max(t.approved.c.seq), 0))
+        count, top = self.conn.execute(stmt.select_from(t.approved)).one()
+        return int(count), int(top)
+
+    def ids_with_prefix(self, prefix: str, limit: int) -> builtins.list[str]:
+        escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        stmt = (
+            sa.select(t.approved.c.id)
+            .where(t.approved.c.id.like(f"{escaped}%", escape="\\"))
+            .order_by(t.approved.c.seq.desc())
+            .limit(limit)
+        )
+        return list(self.conn.execute(stmt).scalars())
+
+    def iter_all(self) -> Iterator[Approved]:
+        for row in self.conn.execute(sa.select(t.approved).order_by(t.approved.c.seq)):
+            yield Approved.model_validate(row_dict(row))

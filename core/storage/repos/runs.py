@@ -1,0 +1,211 @@
+"""Runs, their log lines, idempotency keys and the worker registry."""
+
+from __future__ import annotations
+
+import builtins
+from collections.abc import Iterator
+from typing import Any
+
+import sqlalchemy as sa
+
+from core.errors import StorageError
+from core.models import LogLine, Run, RunStatus
+from core.storage import tables as t
+from core.storage.repos.base import KEY, Repo, page, row_dict
+
+__all__ = ["IdempotencyRepo", "LogRepo", "RunRepo", "WorkerRepo"]
+
+_ACTIVE = (RunStatus.PENDING.value, RunStatus.RUNNING.value)
+_TERMINAL = (RunStatus.DONE.value, RunStatus.ERROR.value, RunStatus.CANCELLED.value)
+
+_INSERT_RUN = sa.insert(t.runs)
+_RUN_PUBLIC = [
+    c for c in t.runs.c if c.name not in ("seq", "lease_owner", "lease_expires_at", "log_seq")
+]
+
+
+_GET_RUN = sa.select(*_RUN_PUBLIC).where(t.runs.c.id == KEY)
+_GET_ACTIVE_RUN = sa.select(*_RUN_PUBLIC).where(
+    t.runs.c.approved_id == KEY, t.runs.c.status.in_(_ACTIVE)
+)
+
+
+class RunRepo(Repo):
+    def get(self, run_id: str) -> Run | None:
+        data = row_dict(self.conn.execute(_GET_RUN, {"key": run_id}).first())
+        return Run.model_validate(data) if data else None
+
+    def lease(self, run_id: str) -> tuple[str | None, str | None]:
+        stmt = sa.select(t.runs.c.lease_owner, t.runs.c.lease_expires_at).where(
+            t.runs.c.id == run_id
+        )
+        row = self.conn.execute(stmt).first()
+        return (row[0], row[1]) if row else (None, None)
+
+    def add(self, run: Run) -> None:
+        self.conn.execute(_INSERT_RUN, {**run.model_dump(mode="json"), "log_seq": 0})
+
+    def set(
+        self,
+        run_id: str,
+        *,
+        only_status: tuple[str, ...] | None = None,
+        owner: str | None = None,
+        **values: Any,
+    ) -> bool:
+        """Update a run; guarded by its current status (and lease owner). True if it changed."""
+        stmt = sa.update(t.runs).where(t.runs.c.id == run_id)
+        if only_status is not None:
+            stmt = stmt.where(t.runs.c.status.in_(only_status))
+        if owner is not None:
+            stmt = stmt.where(t.runs.c.lease_owner == owner)
+        return bool(self.conn.execute(stmt.values(**values)).rowcount)
+
+    def active_for(self, approved_id: str) -> Run | None:
+        data = row_dict(self.conn.execute(_GET_ACTIVE_RUN, {"key": approved_id}).first())
+        return Run.model_validate(data) if data else None
+
+    def list(
+        self, *, status: str | None, approved_id: str | None, after: int | None, limit: int
+    ) -> tuple[list[Run], int | None]:
+        where: list[sa.ColumnElement[bool]] = []
+        if status is not None:
+            where.append(t.runs.c.status == status)
+        if approved_id is not None:
+            where.append(t.runs.c.approved_id == approved_id)
+        rows, last = page(self.conn, t.runs, where, after, limit)
+        for r in rows:
+            for key in ("lease_owner", "lease_expires_at", "log_seq"):
+                r.pop(key, None)
+        return [Run.model_validate(r) for r in rows], last
+
+    def count_by_status(self) -> dict[str, int]:
+        stmt = sa.select(t.runs.c.status, sa.func.count()).group_by(t.runs.c.status)
+        return {status: n for status, n in self.conn.execute(stmt).all()}
+
+    def next_pending(self) -> str | None:
+        stmt = (
+            sa.select(t.runs.c.id)
+            .where(t.runs.c.status == RunStatus.PENDING.value)
+            .order_by(t.runs.c.seq)
+            .limit(1)
+            .with_for_update(skip_locked=True)
+        )
+        return self.conn.execute(stmt).scalar()
+
+    def count_running(self) -> int:
+        stmt = sa.select(sa.func.count()).select_from(t.runs)
+        stmt = stmt.where(t.runs.c.status == RunStatus.RUNNING.value)
+        return int(self.conn.execute(stmt).scalar() or 0)
+
+    def expired(self, now: str) -> builtins.list[tuple[str, int, bool]]:
+        """Running runs whose lease ended before ``now``: (id, attempt, cancel_requested)."""
+        stmt = sa.select(t.runs.c.id, t.runs.c.attempt, t.runs.c.cancel_requested).where(
+            t.runs.c.status == RunStatus.RUNNING.value,
+            sa.or_(t.runs.c.lease_expires_at.is_(None), t.runs.c.lease_expires_at < now),
+        )
+        return [(r[0], int(r[1]), bool(r[2])) for r in self.conn.execute(stmt).all()]
+
+    def cancel_flags(self, run_ids: builtins.list[str]) -> dict[str, tuple[str, bool]]:
+        if not run_ids:
+            return {}
+        stmt = sa.select(t.runs.c.id, t.runs.c.status, t.runs.c.cancel_requested).where(
+            t.runs.c.id.in_(run_ids)
+        )
+        return {r[0]: (r[1], bool(r[2])) for r in self.conn.execute(stmt).all()}
+
+    def delete_finished(self, *, before: str) -> int:
+        old = sa.select(t.runs.c.id).where(
+            t.runs.c.status.in_(_TERMINAL), t.runs.c.finished_at < before
+        )
+        ids = list(self.conn.execute(old).scalars())
+        if not ids:
+            return 0
+        self.conn.execute(sa.delete(t.run_logs).where(t.run_logs.c.run_id.in_(ids)))
+        self.conn.execute(sa.delete(t.runs).where(t.runs.c.id.in_(ids)))
+        return len(ids)
+
+    def iter_all(self) -> Iterator[Run]:
+        for row in self.conn.execute(sa.select(*_RUN_PUBLIC).order_by(t.runs.c.seq)):
+            yield Run.model_validate(row_dict(row))
+
+
+class LogRepo(Repo):
+    def append(self, run_id: str, *, ts: str, level: str, msg: str) -> int:
+        seq = self.conn.execute(
+            sa.update(t.runs)
+            .where(t.runs.c.id == run_id)
+            .values(log_seq=t.runs.c.log_seq + 1)
+            .returning(t.runs.c.log_seq)
+        ).scalar()
+        if seq is None:
+            raise StorageError(f"run {run_id} does not exist")
+        self.conn.execute(
+            sa.insert(t.run_logs).values(run_id=run_id, seq=seq, ts=ts, level=level, msg=msg)
+        )
+        return int(seq)
+
+    def page(self, run_id: str, *, after: int, limit: int) -> list[LogLine]:
+        stmt = (
+            sa.select(t.run_logs.c.seq, t.run_logs.c.ts, t.run_logs.c.level, t.run_logs.c.msg)
+            .where(t.run_logs.c.run_id == run_id, t.run_logs.c.seq > after)
+            .order_by(t.run_logs.c.seq)
+            .limit(limit)
+        )
+        return [LogLine.model_validate(dict(r._mapping)) for r in self.conn.execute(stmt)]
+
+    def tail(self, run_id: str, *, lines: int) -> list[LogLine]:
+        stmt = (
+            sa.select(t.run_logs.c.seq, t.run_logs.c.ts, t.run_logs.c.level, t.run_logs.c.msg)
+            .where(t.run_logs.c.run_id == run_id)
+            .order_by(t.run_logs.c.seq.desc())
+            .limit(lines)
+        )
+        rows = [LogLine.model_validate(dict(r._mapping)) for r in self.conn.execute(stmt)]
+        return rows[::-1]
+
+
+class IdempotencyRepo(Repo):
+    def get(self, key_hash: str, *, since: str) -> tuple[str, str] | None:
+        stmt = sa.select(t.idempotency.c.run_id, t.idempotency.c.request_hash).where(
+            t.idempotency.c.key_hash == key_hash, t.idempotency.c.created_at >= since
+        )
+        row = self.conn.execute(stmt).first()
+        return (row[0], row[1]) if row else None
+
+    def put(self, key_hash: str, *, run_id: str, request_hash: str, now: str) -> None:
+        self.conn.execute(sa.delete(t.idempotency).where(t.idempotency.c.key_hash == key_hash))
+        self.conn.execute(
+            sa.insert(t.idempotency).values(
+                key_hash=key_hash, run_id=run_id, request_hash=request_hash, created_at=now
+            )
+        )
+
+    def purge(self, *, before: str) -> int:
+        stmt = sa.delete(t.idempotency).where(t.idempotency.c.created_at < before)
+        return int(self.conn.execute(stmt).rowcount or 0)
+
+
+class WorkerRepo(Repo):
+    def beat(self, worker_id: str, *, now: str) -> None:
+        updated = self.conn.execute(
+            sa.update(t.workers).where(t.workers.c.id == worker_id).values(heartbeat_at=now)
+        ).rowcount
+        if not updated:
+            self.conn.execute(
+                sa.insert(t.workers).values(id=worker_id, started_at=now, heartbeat_at=now)
+            )
+
+    def remove(self, worker_id: str) -> None:
+        self.conn.execute(sa.delete(t.workers).where(t.workers.c.id == worker_id))
+
+    def any_alive(self, *, since: str) -> bool:
+        stmt = (
+            sa.select(sa.func.count())
+            .select_from(t.workers)
+            .where(t.workers.c.heartbeat_at >= since)
+        )
+        return bool(self.conn.execute(stmt).scalar())
+
+    def purge(self, *, before: str) -> None:
+        self.conn.execute(sa.delete(t.workers).where(t.workers.c.heartbeat_at < before))
