@@ -1,10 +1,14 @@
 # Two commands for a new machine: `make run` and `make test`. Both set up .venv when needed.
+# `make check` is what CI runs: `make lint` (format check, ruff, mypy strict), then the tests.
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint fmt bench clean
+.PHONY: run test lint check fmt bench clean
+
+SOURCES := core gateway mcp_server prompts cli tests bench
+TYPED   := core gateway mcp_server cli
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -19,13 +23,16 @@ test: $(STAMP)
 	$(BIN)/python -m pytest
 
 lint: $(STAMP)
-	$(BIN)/ruff format --check core gateway mcp_server prompts cli tests bench
-	$(BIN)/ruff check core gateway mcp_server prompts cli tests bench
-	$(BIN)/mypy core
+	$(BIN)/ruff format --check $(SOURCES)
+	$(BIN)/ruff check $(SOURCES)
+	$(BIN)/mypy --strict $(TYPED)
+
+check: lint
+	$(BIN)/python -m pytest
 
 fmt: $(STAMP)
-	$(BIN)/ruff format core gateway mcp_server prompts cli tests bench
-	$(BIN)/ruff check --fix core gateway mcp_server prompts cli tests bench
+	$(BIN)/ruff format $(SOURCES)
+	$(BIN)/ruff check --fix $(SOURCES)
 
 bench: $(STAMP)
 	$(BIN)/python bench/store.py
