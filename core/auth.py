@@ -15,6 +15,7 @@ from enum import StrEnum
 from core.models import Config, Role
 
 __all__ = [
+    "MAX_TOKEN_LENGTH",
     "MIN_TOKEN_LENGTH",
     "Action",
     "PERMISSIONS",
@@ -23,9 +24,11 @@ __all__ = [
     "hash_token",
     "required_role",
     "tokens_equal",
+    "well_formed_token",
 ]
 
 MIN_TOKEN_LENGTH = 16
+MAX_TOKEN_LENGTH = 512
 
 
 class Action(StrEnum):
@@ -85,12 +88,24 @@ class Principal:
         return self.role.includes(required_role(action, config))
 
 
+def _bytes(text: str) -> bytes:
+    # Header values arrive as latin-1 text, which may hold any byte: compare and hash bytes,
+    # never text (``hmac.compare_digest`` refuses non-ASCII str).
+    return text.encode("utf-8", "surrogatepass")
+
+
 def hash_token(token: str) -> str:
-    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+    return hashlib.sha256(_bytes(token)).hexdigest()
 
 
 def tokens_equal(a: str, b: str) -> bool:
-    return hmac.compare_digest(a, b)
+    return hmac.compare_digest(_bytes(a), _bytes(b))
+
+
+def well_formed_token(token: str) -> bool:
+    """Printable ASCII without spaces and at most 512 characters: every token this product
+    issues is; anything else cannot match and needs no store lookup."""
+    return 0 < len(token) <= MAX_TOKEN_LENGTH and all("!" <= ch <= "~" for ch in token)
 
 
 def generate_token(role: Role) -> str:

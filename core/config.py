@@ -2,14 +2,32 @@
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["DEFAULT_DATA_DIR", "Settings"]
+__all__ = ["DEFAULT_DATA_DIR", "Network", "Settings", "parse_networks"]
 
 DEFAULT_DATA_DIR = Path(".orch_data") / "ops"
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def parse_networks(value: str) -> list[Network]:
+    """Comma-separated addresses or CIDRs (``10.0.0.1, 10.1.0.0/16, ::1``) as networks."""
+    networks: list[Network] = []
+    for item in (part.strip() for part in value.split(",")):
+        if not item:
+            continue
+        try:
+            networks.append(ipaddress.ip_network(item, strict=False))
+        except ValueError:
+            raise ValueError(
+                f"{item[:80]!r} is not an IP address or CIDR (e.g. 10.0.0.1 or 10.0.0.0/8)"
+            ) from None
+    return networks
 
 
 class Settings(BaseSettings):
@@ -32,6 +50,8 @@ class Settings(BaseSettings):
 
     public_url: str = "http://127.0.0.1:9325"
     cors_origins: str = ""
+    # Peers whose X-Forwarded-For names the client address (a reverse proxy); none by default.
+    trusted_proxies: str = ""
 
     # Requests per minute per token, and failed authentications per minute per client address.
     rate_limit_per_minute: int = Field(default=1200, ge=1)
@@ -66,6 +86,16 @@ class Settings(BaseSettings):
                 "(PostgreSQL is planned, not supported yet)"
             )
         return value.strip()
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxies(cls, value: str) -> str:
+        parse_networks(value)
+        return value.strip()
+
+    @property
+    def trusted_proxy_networks(self) -> list[Network]:
+        return parse_networks(self.trusted_proxies)
 
     @property
     def db_url(self) -> str:

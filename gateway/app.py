@@ -19,6 +19,7 @@ from core.config import Settings
 from core.services.access import check_env_tokens
 from core.storage.engine import change_stamp
 from gateway.authcache import AuthCache
+from gateway.clientaddr import ClientAddress
 from gateway.middleware import (
     MAX_BODY_BYTES,
     BodyLimitMiddleware,
@@ -112,6 +113,7 @@ def create_app(
     app.state.settings = settings
     app.state.limits = Limits.from_settings(settings)
     app.state.auth_cache = AuthCache(stamp=change_stamp(settings))
+    app.state.client_address = ClientAddress(settings.trusted_proxy_networks)
     app.state.actions_documents = {}
     install_problem_handlers(app)
     include_routers(app)

@@ -19,11 +19,12 @@ from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
 
-from core.auth import Action, Principal
+from core.auth import Action, Principal, well_formed_token
 from core.bootstrap import Services
 from core.errors import InputValidationError, UnauthorizedError
 from core.ids import kind_of
 from gateway.authcache import AuthCache
+from gateway.clientaddr import ClientAddress
 from gateway.ratelimit import Limits
 
 __all__ = [
@@ -60,7 +61,8 @@ BearerDep = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
 
 
 def _client(request: Request) -> str:
-    return request.client.host if request.client else "unknown"
+    resolver: ClientAddress = request.app.state.client_address
+    return resolver.of(request.scope)
 
 
 def _target(request: Request) -> str | None:
@@ -78,9 +80,11 @@ def _route_label(request: Request) -> str:
 class Guard:
     """Authenticate the bearer token, apply the rate limits, authorize ``action``.
 
-    A missing or unknown token is a 401 (audited, and counted against the client address);
-    a role too low is a 403 (audited by ``AccessService.authorize``). Store calls run in a
-    worker thread; a token seen in the last seconds needs none (``AuthCache``)."""
+    The token is checked first: a valid token is never refused for other callers' failures
+    from its address. A missing, malformed or unknown token is a 401 (audited, and counted
+    against the client address), or a 429 once that address has failed too often; a role
+    too low is a 403 (audited by ``AccessService.authorize``). Store calls run in a worker
+    thread; a token seen in the last seconds needs none (``AuthCache``)."""
 
     def __init__(self, action: Action) -> None:
         self.action = action
@@ -94,32 +98,17 @@ class Guard:
         state = request.app.state
         limits: Limits = state.limits
         cache: AuthCache = state.auth_cache
-        client = _client(request)
-        limits.auth_failures.check(client)
         token = credentials.credentials if credentials is not None else None
-        principal = cache.get(token) if token else None
-        if principal is None and token:
+        usable = token is not None and well_formed_token(token)
+        principal = cache.get(token) if token and usable else None
+        if principal is None and token and usable:
             mark = cache.mark()
             principal = await run_in_threadpool(services.access.authenticate, token)
             if principal is not None:
                 cache.put(token, principal, mark=mark)
         if principal is None:
-            limits.auth_failures.record(client)
-            reason = "missing token" if not token else "unknown token"
-            await run_in_threadpool(
-                functools.partial(
-                    services.access.record_denial,
-                    actor="anonymous",
-                    action=self.action.value,
-                    target=_target(request),
-                    detail={"reason": reason, "route": _route_label(request), "client": client},
-                )
-            )
-            raise UnauthorizedError(
-                "a bearer token is required"
-                if not token
-                else "the bearer token is unknown or revoked"
-            )
+            await self._refuse(request, services, limits, token=token, usable=usable)
+        assert principal is not None
         limits.requests.hit(principal.actor)
         # The config can only lower a requirement (operator_can_generate), so a role that
         # passes the static table needs no config read; anything else asks core, which
@@ -131,6 +120,39 @@ class Guard:
                 )
             )
         return principal
+
+    async def _refuse(
+        self,
+        request: Request,
+        services: Services,
+        limits: Limits,
+        *,
+        token: str | None,
+        usable: bool,
+    ) -> None:
+        """A failed authentication: 429 once the address is over its limit, else an audited
+        401."""
+        client = _client(request)
+        limits.auth_failures.check(client)
+        limits.auth_failures.record(client)
+        if not token:
+            reason = "missing token"
+        elif not usable:
+            reason = "malformed token"
+        else:
+            reason = "unknown token"
+        await run_in_threadpool(
+            functools.partial(
+                services.access.record_denial,
+                actor="anonymous",
+                action=self.action.value,
+                target=_target(request),
+                detail={"reason": reason, "route": _route_label(request), "client": client},
+            )
+        )
+        raise UnauthorizedError(
+            "a bearer token is required" if not token else "the bearer token is unknown or revoked"
+        )
 
 
 def require(action: Action) -> Any:

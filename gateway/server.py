@@ -15,6 +15,7 @@ from core.bootstrap import build_services
 from core.config import Settings
 from core.errors import InputValidationError
 from core.models import Role
+from gateway.accesslog import install_access_log_filter
 from gateway.app import create_app
 
 __all__ = ["banner", "serve"]
@@ -122,6 +123,8 @@ def serve(settings: Settings, *, host: str, port: int, with_worker: bool) -> Non
         # First start: token files are written (core logs their paths) before the banner.
         services.access.bootstrap()
         app = create_app(settings, services=services, with_worker=with_worker)
+        install_access_log_filter()
+        proxies = [str(network) for network in settings.trusted_proxy_networks]
         config = uvicorn.Config(
             app,
             host=host,
@@ -130,6 +133,10 @@ def serve(settings: Settings, *, host: str, port: int, with_worker: bool) -> Non
             server_header=False,
             log_config=None,
             timeout_graceful_shutdown=10,
+            # X-Forwarded-For counts only from OPS_TRUSTED_PROXIES (uvicorn would otherwise
+            # trust 127.0.0.1, or $FORWARDED_ALLOW_IPS).
+            proxy_headers=bool(proxies),
+            forwarded_allow_ips=proxies or "",
         )
         asyncio.run(_run(uvicorn.Server(config), settings, host, with_worker, sock))
     finally:

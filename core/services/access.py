@@ -11,6 +11,7 @@ from pathlib import Path
 
 from core import audit
 from core.auth import (
+    MAX_TOKEN_LENGTH,
     MIN_TOKEN_LENGTH,
     Action,
     Principal,
@@ -18,6 +19,7 @@ from core.auth import (
     hash_token,
     required_role,
     tokens_equal,
+    well_formed_token,
 )
 from core.config import Settings
 from core.errors import ConflictStateError, ForbiddenRoleError, InputValidationError, NotFoundError
@@ -51,6 +53,11 @@ def check_env_tokens(settings: Settings) -> dict[Role, str]:
         if len(value) < MIN_TOKEN_LENGTH:
             raise InputValidationError(
                 f"{var} is shorter than {MIN_TOKEN_LENGTH} characters; refusing to start"
+            )
+        if not well_formed_token(value):
+            raise InputValidationError(
+                f"{var} must be printable ASCII without spaces, at most {MAX_TOKEN_LENGTH} "
+                "characters; refusing to start"
             )
         found[role] = value
     return found
@@ -146,7 +153,7 @@ class AccessService(Service):
 
     def authenticate(self, token: str) -> Principal | None:
         """The principal behind a bearer token, or None. Never logs the token."""
-        if not token or len(token) > 512:
+        if not well_formed_token(token):
             return None
         for role, value in self._env.items():
             if tokens_equal(token, value):

@@ -196,8 +196,8 @@ def test_failed_authentication_is_rate_limited_per_address(
         blocked = client.get("/ops/status", headers={"Authorization": "Bearer another-guess-1234"})
         assert_problem(blocked, 429, "RATE_LIMITED")
         assert int(blocked.headers["retry-after"]) >= 1
-        # The address is blocked while its failures are fresh, even with a good token.
-        assert_problem(client.get("/ops/status", headers=headers["admin"]), 429, "RATE_LIMITED")
+        # Bad tokens from the address stay blocked; a good token is never locked out.
+        assert client.get("/ops/status", headers=headers["admin"]).status_code == 200
     denials = [e for e in services.maintenance.audit_page(limit=50).items if e.actor == "anonymous"]
     assert len(denials) == 2  # the refused attempts are not audited one by one
 
