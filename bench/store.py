@@ -83,14 +83,15 @@ def _approved_row(
     scope: dict[str, list[str]] = {"files": [], "agents": []}
     return (
         new_id(IdKind.APPROVED), draft_id, 1, task_id, prompt, content, "{}", json.dumps(scope),
-        content_sha256(prompt=prompt, content=content, scope=scope), now_ts(), ACTOR, None,
+        content_sha256(prompt=prompt, content=content, context={}, scope=scope), 2, now_ts(),
+        ACTOR, None,
     )  # fmt: skip
 
 
 _INSERT_APPROVED = (
     "INSERT INTO approved (id, draft_id, draft_revision, task_id, prompt, content, context, "
-    "scope, content_sha256, approved_at, approved_by, note) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    "scope, content_sha256, hash_version, approved_at, approved_by, note) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 
 

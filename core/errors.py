@@ -18,6 +18,7 @@ server to ``ToolError``, the CLI to stderr and a non-zero exit.
      ├── RateLimitedError             RATE_LIMITED
      ├── PayloadTooLargeError         PAYLOAD_TOO_LARGE
      └── StorageError                 STORAGE_ERROR (store missing, read-only, corrupt)
+          └── HashMismatchError       HASH_MISMATCH (an approved item fails its hash check)
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from typing import Any
 __all__ = [
     "ConflictStateError",
     "ForbiddenRoleError",
+    "HashMismatchError",
     "InputValidationError",
     "InvalidIdError",
     "NotFoundError",
@@ -150,3 +152,10 @@ class StorageError(OpsError):
 
     code = "STORAGE_ERROR"
     title = "Storage unavailable"
+
+
+class HashMismatchError(StorageError):
+    """A stored approved item no longer has its ``content_sha256``: it is never shown."""
+
+    code = "HASH_MISMATCH"
+    title = "Approved item fails its hash check"

@@ -21,7 +21,9 @@ Import rules (also for files written by older orchestrators):
 - Legacy ids (``d_1707000000000_ab12cd``), statuses, missing optional fields and timestamps
   given as epoch seconds, epoch milliseconds or ISO strings are accepted.
 - An approved item without ``content_sha256`` gets it computed; one whose stored hash does not
-  match its prompt, content and scope is refused, never trusted.
+  match its prompt, content, scope (and context, for ``hash_version`` 2) is refused, never
+  trusted. ``hash_version`` absent means 1 (files from before ``context`` was hashed); each
+  item keeps its version, and the export writes it.
 - Runs left ``pending`` or ``running`` by the old system are imported as ``cancelled``, with
   the reason in ``error`` and a warning log line: an import never makes anything execute.
   (``cancelled`` rather than ``error``: nothing failed, the run was simply not carried over.)
@@ -47,7 +49,13 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from core import audit
-from core.canonical import canonical_json, content_sha256, sha256_hex
+from core.canonical import (
+    HASH_VERSION,
+    HASH_VERSIONS,
+    canonical_json,
+    content_sha256,
+    sha256_hex,
+)
 from core.errors import InputValidationError, InvalidIdError, OpsError, StorageError
 from core.ids import IdKind, is_valid_id, validate_id, validate_name
 from core.models import (
@@ -70,6 +78,7 @@ from core.models import (
     Task,
 )
 from core.services.base import CONFIG_KEY, PLAN_ID, PROVIDER_KEY, load_config, load_plan
+from core.services.drafts import record_revision
 from core.services.plan import validate_tasks
 from core.services.settings import view_of
 from core.storage.sql import SqlUnitOfWork
@@ -568,21 +577,39 @@ def _parse_draft(data: dict[str, Any], stem: str) -> Draft:
 
 
 def _parse_approved(data: dict[str, Any], stem: str) -> tuple[Approved, bool]:
-    """The approved item, and whether its ``content_sha256`` had to be computed."""
+    """The approved item, and whether its ``content_sha256`` had to be computed.
+
+    ``hash_version`` says which formula the stored hash follows (absent: 1, the formula of
+    files written before ``context`` was covered); the item keeps that version.
+    """
     approved_id = _item_id(data, stem, IdKind.APPROVED)
     prompt, content, context = _content_fields(data)
     scope = _scope(data.get("scope"))
-    expected = content_sha256(prompt=prompt, content=content, scope=scope.model_dump(mode="json"))
     stored = (_text(data, "content_sha256", max_chars=128) or "").strip().lower()
     computed = stored == ""
+    version = HASH_VERSION if computed and "hash_version" not in data else 1
+    if "hash_version" in data:
+        version = _int(data, "hash_version", default=1, minimum=1)
+        if version not in HASH_VERSIONS:
+            raise _BadFile(
+                f"hash_version {version} is not one of {', '.join(map(str, HASH_VERSIONS))}"
+            )
+    expected = content_sha256(
+        prompt=prompt,
+        content=content,
+        context=context,
+        scope=scope.model_dump(mode="json"),
+        version=version,
+    )
     if not computed and stored != expected:
         # An older writer may have hashed its scope in the raw form it stored; accept that
         # only if the hash proves the prompt and content are exactly what it approved.
         raw = {"prompt": prompt, "content": content, "scope": data.get("scope")}
-        if stored != sha256_hex(canonical_json(raw)):
+        if version != 1 or stored != sha256_hex(canonical_json(raw)):
             raise _BadFile(
-                "content_sha256 does not match its prompt, content and scope; "
-                "the item may have been altered, so it is not imported"
+                f"content_sha256 does not match its prompt, content{', context' * (version > 1)} "
+                f"and scope (hash_version {version}); the item may have been altered, so it "
+                "is not imported"
             )
     return (
         Approved(
@@ -595,6 +622,7 @@ def _parse_approved(data: dict[str, Any], stem: str) -> tuple[Approved, bool]:
             context=context,
             scope=scope,
             content_sha256=expected,
+            hash_version=version,
             approved_at=_ts(data, "approved_at") or _ts(data, "created_at") or now_ts(),
             approved_by=_actor(data, "approved_by"),
             note=_text(data, "note"),
@@ -769,6 +797,7 @@ def _write_bundle(uow: SqlUnitOfWork, bundle: _Bundle) -> dict[str, int]:
             )
             bump("drafts_unapproved")
         uow.drafts.add(draft)
+        record_revision(uow, draft, by=draft.created_by, at=draft.updated_at)
         counts["drafts"] += 1
         if draft.status in _CLEANED_DRAFTS and draft.updated_at < draft_cutoff:
             bump("expire_at_next_cleanup_drafts")

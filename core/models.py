@@ -24,7 +24,11 @@ __all__ = [
     "Draft",
     "DraftIn",
     "DraftPatch",
+    "DraftDiff",
+    "DraftRevision",
     "DraftStatus",
+    "DraftView",
+    "FieldChange",
     "Generation",
     "GenerateIn",
     "LogLine",
@@ -187,6 +191,43 @@ class Draft(_Out):
     rejected_reason: str | None = None
 
 
+class DraftView(Draft):
+    """A draft as read: with the scope and the hash an approval would record now."""
+
+    effective_scope: Scope
+    content_sha256: str
+
+
+class DraftRevision(_Out):
+    """One immutable revision of a draft: its text as written, by whom and when."""
+
+    draft_id: str
+    revision: int
+    prompt: str
+    content: str
+    context: dict[str, Any] = {}
+    task_id: str | None = None
+    scope: Scope = Scope()
+    created_by: str
+    created_at: str
+
+
+class FieldChange(_Out):
+    before: Any = None
+    after: Any = None
+
+
+class DraftDiff(_Out):
+    """What changed between two revisions; ``content_diff`` is a unified diff of content."""
+
+    model_config = ConfigDict(extra="ignore", serialize_by_alias=True, populate_by_name=True)
+
+    from_: int = Field(alias="from")
+    to: int
+    changes: dict[str, FieldChange]
+    content_diff: str
+
+
 Prompt = Annotated[str, Field(min_length=1, max_length=MAX_PROMPT_CHARS)]
 
 
@@ -219,11 +260,21 @@ class GenerateIn(_In):
     scope: Scope = Scope()
 
 
+Sha256 = Annotated[
+    str,
+    Field(
+        pattern=r"^[0-9a-fA-F]{64}$",
+        description="content_sha256 as read from the draft (64 hex digits).",
+    ),
+]
+
+
 class ApproveIn(_In):
     """Optional body of ``POST /ops/drafts/{id}/approve``."""
 
     auto_run: bool | None = None
     expected_revision: Annotated[int, Field(ge=0)] | None = None
+    expected_sha256: Sha256 | None = None
     note: Annotated[str, Field(max_length=2000)] | None = None
 
 
@@ -241,6 +292,7 @@ class Approved(_Out):
     context: dict[str, Any] = {}
     scope: Scope
     content_sha256: str
+    hash_version: int = 2
     approved_at: str
     approved_by: str
     note: str | None = None

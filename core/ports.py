@@ -24,6 +24,7 @@ class UnitOfWork(Protocol):
     audit: Any
     idempotency: Any
     workers: Any
+    revisions: Any
 
     def commit(self) -> None: ...
 

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from anyio import to_thread
 
 import prompts
-from core.canonical import content_sha256
+from core.canonical import item_sha256
 from core.config import Settings
 from core.errors import ProviderError, StorageError
 from core.models import Approved, Config, ProviderEntry, Run, RunStatus
@@ -464,11 +464,10 @@ class RunWorker:
 
     async def _attempt(self, job: _Job) -> None:
         run, approved = job.run, job.approved
-        actual = content_sha256(
-            prompt=approved.prompt,
-            content=approved.content,
-            scope=approved.scope.model_dump(mode="json"),
-        )
+        try:
+            actual = item_sha256(approved)  # under the item's own hash_version
+        except ValueError:
+            actual = f"(unknown hash_version {approved.hash_version})"
         if actual != run.content_sha256 or approved.content_sha256 != run.content_sha256:
             msg = (
                 f"content_sha256 mismatch: approved item {approved.id} hashes to {actual}, "

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from core import audit
 from core.auth import Principal
-from core.canonical import content_sha256
+from core.canonical import HASH_VERSION
 from core.errors import ConflictStateError, ForbiddenRoleError, RevisionMismatchError
 from core.events import EventBus
 from core.ids import IdKind, new_id, validate_id, validate_name
-from core.models import Approved, ApproveResult, Draft, DraftStatus, Page, Plan, Run, Scope
+from core.models import Approved, ApproveResult, Draft, DraftStatus, Page, Run, Scope
 from core.pagination import check_limit, decode_cursor, encode_cursor
 from core.ports import UnitOfWork, UowFactory
+from core.review import draft_sha256, effective_scope
 from core.services.base import Service, load_config, load_plan, require
 from core.services.runs import insert_run
 from core.states import check_draft_transition
@@ -18,15 +19,18 @@ from core.timeutil import now_ts
 
 __all__ = ["ApprovalService", "effective_scope"]
 
+SELF_APPROVAL = (
+    "prevent_self_approval is on: a token that created or edited a revision of this draft "
+    "cannot approve it"
+)
 
-def effective_scope(draft_scope: Scope, plan: Plan, task_id: str | None) -> Scope:
-    """The draft's scope, or if empty the task's (files = task scope, agents = [task agent])."""
-    if not draft_scope.empty or task_id is None:
-        return draft_scope
-    task = plan.task(task_id)
-    if task is None:
-        return draft_scope
-    return Scope(files=list(task.scope), agents=[task.agent] if task.agent else [])
+
+def _mismatch(draft: Draft, expected: str, actual: str) -> RevisionMismatchError:
+    return RevisionMismatchError(
+        f"draft {draft.id} now hashes to {actual}, not {expected}: what you reviewed is not "
+        "what would be approved (the draft or the plan changed); review it again",
+        detail={"revision": draft.revision, "content_sha256": actual},
+    )
 
 
 class ApprovalService(Service):
@@ -66,11 +70,14 @@ class ApprovalService(Service):
         actor: Principal,
         auto_run: bool | None = None,
         expected_revision: int | None = None,
+        expected_sha256: str | None = None,
         note: str | None = None,
     ) -> ApproveResult:
         """Approve a draft; with auto_run (default: config) the run is created in the same
-        transaction. Approving an approved draft again returns the same item, no new run."""
+        transaction. Approving an approved draft again returns the same item, no new run.
+        ``expected_sha256`` binds the approval to the hash the reviewer read."""
         validate_id(IdKind.DRAFT, draft_id)
+        expected = expected_sha256.lower() if expected_sha256 is not None else None
         with self._uow(write=True) as uow:
             draft: Draft = require(uow.drafts.get(draft_id), "draft", draft_id)
             if expected_revision is not None and expected_revision != draft.revision:
@@ -83,21 +90,27 @@ class ApprovalService(Service):
                 existing: Approved = require(
                     uow.approved.get_by_draft(draft_id), "approved item for draft", draft_id
                 )
+                if expected is not None and expected != existing.content_sha256:
+                    raise _mismatch(draft, expected, existing.content_sha256)
                 return ApproveResult(approved=existing, run=None)
-            own_draft = draft.created_by == actor.actor
-            # The config matters only for self-approval and for an unspecified auto_run.
-            config = load_config(uow) if own_draft or auto_run is None else None
-            if config is not None and config.prevent_self_approval and own_draft:
-                self._deny(uow, actor, draft_id, "the creator of a draft cannot approve it")
+            config = load_config(uow)
+            if config.prevent_self_approval and self._wrote(uow, draft, actor):
+                self._deny(uow, actor, draft_id, SELF_APPROVAL)
             if draft.status is DraftStatus.ERROR and not draft.content:
                 raise ConflictStateError(
                     f"draft {draft_id} failed to generate and has no content to approve",
                     detail={"status": draft.status.value},
                 )
             check_draft_transition(draft.status, DraftStatus.APPROVED)
-            approved = self._approve_in(uow, draft, actor, note)
+            scope = draft.scope
+            if scope.empty and draft.task_id is not None:  # read the plan only when it matters
+                scope = effective_scope(draft.scope, load_plan(uow), draft.task_id)
+            sha = draft_sha256(draft, scope)
+            if expected is not None and expected != sha:
+                raise _mismatch(draft, expected, sha)
+            approved = self._approve_in(uow, draft, actor, note, scope=scope, sha=sha)
             run: Run | None = None
-            run_now = auto_run if auto_run is not None else bool(config and config.default_auto_run)
+            run_now = auto_run if auto_run is not None else config.default_auto_run
             if run_now:
                 run = insert_run(uow, approved=approved, actor=actor)
             uow.commit()
@@ -105,13 +118,25 @@ class ApprovalService(Service):
             self._events.publish("run.created", run.id)
         return ApproveResult(approved=approved, run=run)
 
+    @staticmethod
+    def _wrote(uow: UnitOfWork, draft: Draft, actor: Principal) -> bool:
+        """Whether ``actor`` created the draft or wrote any of its revisions."""
+        if draft.created_by == actor.actor:
+            return True
+        authors: set[str] = uow.revisions.authors(draft.id)
+        return actor.actor in authors
+
     def _approve_in(
-        self, uow: UnitOfWork, draft: Draft, actor: Principal, note: str | None
+        self,
+        uow: UnitOfWork,
+        draft: Draft,
+        actor: Principal,
+        note: str | None,
+        *,
+        scope: Scope,
+        sha: str,
     ) -> Approved:
         now = now_ts()
-        scope = draft.scope
-        if scope.empty and draft.task_id is not None:  # read the plan only when it matters
-            scope = effective_scope(draft.scope, load_plan(uow), draft.task_id)
         approved = Approved(
             id=new_id(IdKind.APPROVED),
             draft_id=draft.id,
@@ -121,9 +146,8 @@ class ApprovalService(Service):
             content=draft.content,
             context=draft.context,
             scope=scope,
-            content_sha256=content_sha256(
-                prompt=draft.prompt, content=draft.content, scope=scope.model_dump(mode="json")
-            ),
+            content_sha256=sha,
+            hash_version=HASH_VERSION,
             approved_at=now,
             approved_by=actor.actor,
             note=note,
@@ -139,6 +163,7 @@ class ApprovalService(Service):
                 "approved_id": approved.id,
                 "revision": draft.revision,
                 "content_sha256": approved.content_sha256,
+                "hash_version": approved.hash_version,
             },
         )
         return approved

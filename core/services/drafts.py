@@ -1,4 +1,8 @@
-"""Drafts: create, edit (only draft/error, revision bump), reject, and read."""
+"""Drafts: create, edit (only draft/error, revision bump), reject, read, and revisions.
+
+Every create and edit writes an immutable revision (who wrote it, when) in the same
+transaction. Every read carries the effective scope and the hash an approval would record.
+"""
 
 from __future__ import annotations
 
@@ -6,18 +10,24 @@ from typing import Any
 
 from core import audit
 from core.auth import Principal
-from core.errors import ConflictStateError, RevisionMismatchError
+from core.errors import ConflictStateError, NotFoundError, RevisionMismatchError
 from core.ids import IdKind, new_id, validate_id, validate_name
 from core.models import (
     Draft,
+    DraftDiff,
     DraftIn,
     DraftPatch,
+    DraftRevision,
     DraftStatus,
+    DraftView,
     Generation,
     Page,
     Scope,
 )
 from core.pagination import check_limit, decode_cursor, encode_cursor
+from core.ports import UnitOfWork
+from core.review import draft_view
+from core.revisions import diff_revisions
 from core.services.base import Service, check_content, check_context, check_task, load_plan, require
 from core.states import DRAFT_EDITABLE, check_draft_transition
 from core.timeutil import now_ts
@@ -25,11 +35,44 @@ from core.timeutil import now_ts
 __all__ = ["DraftService"]
 
 
+MAX_REVISION = 2**31 - 1
+
+
+def _revision_of(draft: Draft, *, by: str, at: str) -> DraftRevision:
+    return DraftRevision(
+        draft_id=draft.id,
+        revision=draft.revision,
+        prompt=draft.prompt,
+        content=draft.content,
+        context=draft.context,
+        task_id=draft.task_id,
+        scope=draft.scope,
+        created_by=by,
+        created_at=at,
+    )
+
+
+def record_revision(uow: UnitOfWork, draft: Draft, *, by: str, at: str) -> None:
+    """Store the current state of ``draft`` as its revision ``draft.revision``."""
+    uow.revisions.add(_revision_of(draft, by=by, at=at))
+
+
+def views(uow: UnitOfWork, drafts: list[Draft]) -> list[DraftView]:
+    """Drafts as read: effective scope and hash (approved ones: those of their item)."""
+    if not drafts:
+        return []
+    plan = load_plan(uow)
+    approved_ids = [d.id for d in drafts if d.status is DraftStatus.APPROVED]
+    items = uow.approved.by_drafts(approved_ids) if approved_ids else {}
+    return [draft_view(d, plan, items.get(d.id)) for d in drafts]
+
+
 class DraftService(Service):
-    def get(self, *, draft_id: str) -> Draft:
+    def get(self, *, draft_id: str) -> DraftView:
         validate_id(IdKind.DRAFT, draft_id)
         with self._uow() as uow:
-            return require(uow.drafts.get(draft_id), "draft", draft_id)  # type: ignore[no-any-return]
+            draft: Draft = require(uow.drafts.get(draft_id), "draft", draft_id)
+            return views(uow, [draft])[0]
 
     def list(
         self,
@@ -38,7 +81,7 @@ class DraftService(Service):
         task_id: str | None = None,
         limit: int | None = None,
         cursor: str | None = None,
-    ) -> Page[Draft]:
+    ) -> Page[DraftView]:
         if task_id is not None:
             validate_name(task_id, what="task id")
         after = decode_cursor("d", cursor)
@@ -49,7 +92,8 @@ class DraftService(Service):
                 after=after,
                 limit=check_limit(limit),
             )
-        return Page[Draft](items=items, next_cursor=encode_cursor("d", last) if last else None)
+            shown = views(uow, items)
+        return Page[DraftView](items=shown, next_cursor=encode_cursor("d", last) if last else None)
 
     def create(
         self,
@@ -58,7 +102,7 @@ class DraftService(Service):
         actor: Principal,
         generation: Generation | None = None,
         error: str | None = None,
-    ) -> Draft:
+    ) -> DraftView:
         """Create a draft by hand, or record a generated (or failed) one."""
         check_content(data.content)
         check_context(data.context)
@@ -79,8 +123,10 @@ class DraftService(Service):
             error=error,
         )
         with self._uow(write=True) as uow:
-            check_task(load_plan(uow), data.task_id)
+            plan = load_plan(uow)
+            check_task(plan, data.task_id)
             uow.drafts.add(draft)
+            record_revision(uow, draft, by=actor.actor, at=now)
             detail: dict[str, Any] = {"revision": 1, "task_id": data.task_id}
             if generation is not None:
                 detail["provider"] = generation.provider
@@ -94,11 +140,11 @@ class DraftService(Service):
                 detail=detail,
             )
             uow.commit()
-        return draft
+        return draft_view(draft, plan)
 
     def update(
         self, *, draft_id: str, patch: DraftPatch, actor: Principal, if_match: int | None = None
-    ) -> Draft:
+    ) -> DraftView:
         """Edit a draft or error draft; each edit bumps the revision (error becomes draft)."""
         validate_id(IdKind.DRAFT, draft_id)
         changes = patch.model_dump(exclude_unset=True)
@@ -119,8 +165,9 @@ class DraftService(Service):
                     "can be edited",
                     detail={"status": draft.status.value},
                 )
+            plan = load_plan(uow)
             if "task_id" in changes:
-                check_task(load_plan(uow), changes["task_id"])
+                check_task(plan, changes["task_id"])
             values: dict[str, Any] = {}
             for key, value in changes.items():
                 if value is None and key in ("prompt", "content", "context", "scope"):
@@ -138,6 +185,7 @@ class DraftService(Service):
             if draft.status is not DraftStatus.DRAFT:
                 check_draft_transition(draft.status, DraftStatus.DRAFT)
             uow.drafts.update(updated)
+            record_revision(uow, updated, by=actor.actor, at=updated.updated_at)
             audit.record(
                 uow.audit,
                 actor=actor.actor,
@@ -146,9 +194,9 @@ class DraftService(Service):
                 detail={"revision": updated.revision, "fields": sorted(values)},
             )
             uow.commit()
-        return updated
+        return draft_view(updated, plan)
 
-    def reject(self, *, draft_id: str, reason: str, actor: Principal) -> Draft:
+    def reject(self, *, draft_id: str, reason: str, actor: Principal) -> DraftView:
         validate_id(IdKind.DRAFT, draft_id)
         with self._uow(write=True) as uow:
             draft: Draft = require(uow.drafts.get(draft_id), "draft", draft_id)
@@ -168,5 +216,54 @@ class DraftService(Service):
                 target=draft_id,
                 detail={"revision": draft.revision},
             )
+            shown = views(uow, [updated])[0]
             uow.commit()
-        return updated
+        return shown
+
+    # --- revisions ---------------------------------------------------------------------------
+
+    def revisions(
+        self, *, draft_id: str, limit: int | None = None, cursor: str | None = None
+    ) -> Page[DraftRevision]:
+        """The draft's revisions, newest first."""
+        validate_id(IdKind.DRAFT, draft_id)
+        before = decode_cursor("v", cursor)
+        with self._uow() as uow:
+            require(uow.drafts.get(draft_id), "draft", draft_id)
+            items, last = uow.revisions.list(draft_id, before=before, limit=check_limit(limit))
+        return Page[DraftRevision](
+            items=items, next_cursor=encode_cursor("v", last) if last else None
+        )
+
+    def revision(self, *, draft_id: str, revision: int) -> DraftRevision:
+        """One revision of a draft."""
+        validate_id(IdKind.DRAFT, draft_id)
+        with self._uow() as uow:
+            draft: Draft = require(uow.drafts.get(draft_id), "draft", draft_id)
+            return _load_revision(uow, draft, revision)
+
+    def diff(
+        self, *, draft_id: str, from_revision: int | None = None, to_revision: int | None = None
+    ) -> DraftDiff:
+        """What changed from one revision to another (default: the previous to the current)."""
+        validate_id(IdKind.DRAFT, draft_id)
+        with self._uow() as uow:
+            draft: Draft = require(uow.drafts.get(draft_id), "draft", draft_id)
+            to = to_revision if to_revision is not None else draft.revision
+            start = from_revision if from_revision is not None else max(1, to - 1)
+            after = _load_revision(uow, draft, to)
+            before = _load_revision(uow, draft, start)
+        return diff_revisions(before, after)
+
+
+def _load_revision(uow: UnitOfWork, draft: Draft, revision: int) -> DraftRevision:
+    found: DraftRevision | None = None
+    if 1 <= revision <= MAX_REVISION:
+        found = uow.revisions.get(draft.id, revision)
+    if found is None:
+        raise NotFoundError(
+            f"draft {draft.id} has no revision {revision} (its current revision is "
+            f"{draft.revision})",
+            detail={"id": draft.id, "revision": revision, "current_revision": draft.revision},
+        )
+    return found

@@ -20,8 +20,8 @@ from core.errors import (
     ProviderNotConfiguredError,
 )
 from core.models import (
-    Draft,
     DraftIn,
+    DraftView,
     GenerateIn,
     Generation,
     ModelList,
@@ -98,7 +98,7 @@ class GenerationService:
         config = await to_thread.run_sync(self._providers.load)
         return config.active_entry()
 
-    async def generate(self, *, data: GenerateIn, actor: Principal) -> Draft:
+    async def generate(self, *, data: GenerateIn, actor: Principal) -> DraftView:
         """Ask the provider for a draft. Failure records an ``error`` draft and raises
         ``ProviderError`` whose detail names it (``draft_id``)."""
         active = await self.active()
@@ -146,7 +146,7 @@ class GenerationService:
         generation: Generation,
         content: str = "",
         error: str | None = None,
-    ) -> Draft:
+    ) -> DraftView:
         draft_in = DraftIn(
             prompt=data.prompt,
             content=content,
@@ -155,7 +155,7 @@ class GenerationService:
             scope=data.scope,
         )
 
-        def create() -> Draft:
+        def create() -> DraftView:
             return self._drafts.create(
                 data=draft_in, actor=actor, generation=generation, error=error
             )

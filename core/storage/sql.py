@@ -18,6 +18,7 @@ from core.storage.failures import as_storage_error
 from core.storage.gate import write_gate
 from core.storage.repos.access import AuditRepo, TokenRepo
 from core.storage.repos.content import ApprovedRepo, DraftRepo, KvRepo, PlanRepo
+from core.storage.repos.revisions import RevisionRepo
 from core.storage.repos.runs import IdempotencyRepo, LogRepo, RunRepo, WorkerRepo
 
 __all__ = ["SqlUnitOfWork", "is_unique_violation"]
@@ -47,6 +48,7 @@ class SqlUnitOfWork:
     audit: AuditRepo
     idempotency: IdempotencyRepo
     workers: WorkerRepo
+    revisions: RevisionRepo
 
     def __init__(self, engine: Engine, *, write: bool = False) -> None:
         self._engine = engine
@@ -79,6 +81,7 @@ class SqlUnitOfWork:
         self.audit = AuditRepo(conn)
         self.idempotency = IdempotencyRepo(conn)
         self.workers = WorkerRepo(conn)
+        self.revisions = RevisionRepo(conn)
         return self
 
     def commit(self) -> None:

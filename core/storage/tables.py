@@ -7,6 +7,7 @@ import sqlalchemy as sa
 __all__ = [
     "approved",
     "audit",
+    "draft_revisions",
     "drafts",
     "idempotency",
     "kv",
@@ -77,6 +78,20 @@ drafts = sa.Table(
     sa.Index("ix_drafts_task_seq", "task_id", "seq"),
 )
 
+draft_revisions = sa.Table(
+    "draft_revisions",
+    metadata,
+    sa.Column("draft_id", sa.String(64), primary_key=True),
+    sa.Column("revision", sa.Integer, primary_key=True),
+    sa.Column("prompt", sa.Text, nullable=False),
+    sa.Column("content", sa.Text, nullable=False),
+    sa.Column("context", sa.JSON, nullable=False),
+    sa.Column("task_id", sa.String(64)),
+    sa.Column("scope", sa.JSON, nullable=False),
+    sa.Column("created_by", sa.String(200), nullable=False),
+    sa.Column("created_at", sa.String(40), nullable=False),
+)
+
 approved = sa.Table(
     "approved",
     metadata,
@@ -90,6 +105,8 @@ approved = sa.Table(
     sa.Column("context", sa.JSON, nullable=False),
     sa.Column("scope", sa.JSON, nullable=False),
     sa.Column("content_sha256", sa.String(64), nullable=False),
+    # 1: the formula without context (items from before it was covered); 2: with context.
+    sa.Column("hash_version", sa.Integer, nullable=False, server_default="1"),
     sa.Column("approved_at", sa.String(40), nullable=False),
     sa.Column("approved_by", sa.String(200), nullable=False),
     sa.Column("note", sa.Text),

@@ -1,4 +1,4 @@
-"""Drafts: list, read, create, edit, approve, reject."""
+"""Drafts: list, read, create, edit, approve, reject; revisions and diffs."""
 
 from __future__ import annotations
 
@@ -11,13 +11,16 @@ from core.auth import Action, Principal
 from core.models import (
     ApproveIn,
     ApproveResult,
-    Draft,
+    DraftDiff,
     DraftIn,
     DraftPatch,
+    DraftRevision,
     DraftStatus,
+    DraftView,
     Page,
     RejectIn,
 )
+from core.services.drafts import MAX_REVISION
 from gateway.deps import IfMatchDep, PrincipalDep, ServicesDep, require
 from gateway.problems import problem_responses
 from gateway.render import agree, location, render
@@ -26,9 +29,12 @@ from gateway.routes.params import Cursor, Limit, TaskFilter
 router = APIRouter(prefix="/ops/drafts", tags=["drafts"])
 
 DraftId = Annotated[str, Path(description="Draft id: 'd_' followed by a ULID.")]
+RevisionNumber = Annotated[
+    int, Path(ge=1, le=MAX_REVISION, description="Revision number, 1 for the first version.")
+]
 
 
-@router.get("", response_model=Page[Draft], summary="List drafts")
+@router.get("", response_model=Page[DraftView], summary="List drafts")
 def list_drafts(
     principal: PrincipalDep,
     services: ServicesDep,
@@ -42,14 +48,16 @@ def list_drafts(
     return render(page)
 
 
-@router.get("/{id}", response_model=Draft, summary="Get a draft", responses=problem_responses(404))
+@router.get(
+    "/{id}", response_model=DraftView, summary="Get a draft", responses=problem_responses(404)
+)
 def get_draft(id: DraftId, principal: PrincipalDep, services: ServicesDep) -> Response:
-    """One draft; the ETag header holds its revision."""
+    """One draft with its effective scope and content_sha256; the ETag holds its revision."""
     draft = services.drafts.get(draft_id=id)
     return render(draft, etag=draft.revision)
 
 
-@router.post("", response_model=Draft, status_code=201, summary="Create a draft")
+@router.post("", response_model=DraftView, status_code=201, summary="Create a draft")
 def create_draft(
     body: DraftIn,
     principal: Annotated[Principal, require(Action.DRAFT_WRITE)],
@@ -62,7 +70,7 @@ def create_draft(
 
 @router.put(
     "/{id}",
-    response_model=Draft,
+    response_model=DraftView,
     summary="Edit a draft",
     responses=problem_responses(404, 409, 412),
 )
@@ -94,15 +102,34 @@ def approve_draft(
         bool | None,
         Query(description="Start a run at once; absent means the configured default_auto_run."),
     ] = None,
+    expected_revision: Annotated[
+        int | None,
+        Query(ge=0, description="The draft revision you reviewed; another one is 412."),
+    ] = None,
+    expected_sha256: Annotated[
+        str | None,
+        Query(
+            pattern=r"^[0-9a-fA-F]{64}$",
+            description="The content_sha256 you read on the draft; another hash is 412.",
+        ),
+    ] = None,
 ) -> Response:
-    """Approve exactly the reviewed revision; returns the approved item and the run, if any."""
+    """Approve exactly the reviewed revision and hash; returns the approved item and run."""
     data = body if body is not None else ApproveIn()
+    query_revision = agree(expected_revision, revision, names=("?expected_revision=", "If-Match"))
     result = services.approvals.approve(
         draft_id=id,
         actor=principal,
         auto_run=agree(data.auto_run, auto_run, names=("auto_run in the body", "?auto_run=")),
         expected_revision=agree(
-            data.expected_revision, revision, names=("expected_revision", "If-Match")
+            data.expected_revision,
+            query_revision,
+            names=("expected_revision in the body", "?expected_revision=/If-Match"),
+        ),
+        expected_sha256=agree(
+            data.expected_sha256.lower() if data.expected_sha256 else None,
+            expected_sha256.lower() if expected_sha256 else None,
+            names=("expected_sha256 in the body", "?expected_sha256="),
         ),
         note=data.note,
     )
@@ -111,7 +138,7 @@ def approve_draft(
 
 @router.post(
     "/{id}/reject",
-    response_model=Draft,
+    response_model=DraftView,
     summary="Reject a draft",
     responses=problem_responses(404, 409),
 )
@@ -124,3 +151,61 @@ def reject_draft(
     """Reject a draft with a reason; it can no longer be approved."""
     draft = services.drafts.reject(draft_id=id, reason=body.reason, actor=principal)
     return render(draft, etag=draft.revision)
+
+
+@router.get(
+    "/{id}/revisions",
+    response_model=Page[DraftRevision],
+    summary="List a draft's revisions",
+    responses=problem_responses(404),
+)
+def list_revisions(
+    id: DraftId,
+    principal: PrincipalDep,
+    services: ServicesDep,
+    limit: Limit = 50,
+    cursor: Cursor = None,
+) -> Response:
+    """Every revision of a draft, newest first: its text, who wrote it and when."""
+    return render(services.drafts.revisions(draft_id=id, limit=limit, cursor=cursor))
+
+
+@router.get(
+    "/{id}/revisions/{n}",
+    response_model=DraftRevision,
+    summary="Get one revision of a draft",
+    responses=problem_responses(404),
+)
+def get_revision(
+    id: DraftId, n: RevisionNumber, principal: PrincipalDep, services: ServicesDep
+) -> Response:
+    """One immutable revision of a draft: prompt, content, context, task, scope, author."""
+    return render(services.drafts.revision(draft_id=id, revision=n))
+
+
+@router.get(
+    "/{id}/diff",
+    response_model=DraftDiff,
+    summary="Diff two revisions of a draft",
+    responses=problem_responses(404),
+)
+def diff_draft(
+    id: DraftId,
+    principal: PrincipalDep,
+    services: ServicesDep,
+    from_: Annotated[
+        int | None,
+        Query(
+            alias="from",
+            ge=1,
+            le=MAX_REVISION,
+            description="Revision to compare from; default: the one before 'to'.",
+        ),
+    ] = None,
+    to: Annotated[
+        int | None,
+        Query(ge=1, le=MAX_REVISION, description="Revision to compare to; default: the current."),
+    ] = None,
+) -> Response:
+    """Changed fields (before, after) and a unified diff of content between two revisions."""
+    return render(services.drafts.diff(draft_id=id, from_revision=from_, to_revision=to))

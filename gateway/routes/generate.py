@@ -8,7 +8,7 @@ from fastapi import APIRouter
 from starlette.responses import Response
 
 from core.auth import Action, Principal
-from core.models import Draft, GenerateIn
+from core.models import DraftView, GenerateIn
 from gateway.deps import ServicesDep, require
 from gateway.problems import problem_responses
 from gateway.render import location, render
@@ -18,7 +18,7 @@ router = APIRouter(prefix="/ops/generate", tags=["drafts"])
 
 @router.post(
     "",
-    response_model=Draft,
+    response_model=DraftView,
     status_code=201,
     summary="Generate a draft",
     responses=problem_responses(409, 502),

@@ -374,8 +374,12 @@ def test_a_hand_written_legacy_directory_imports(
 
     item = target.approvals.get(approved_id=ids["approved"])
     assert item.scope == Scope(files=["src/*.py"])
+    assert item.hash_version == 2  # no hash in the file: computed with the current formula
     assert item.content_sha256 == content_sha256(
-        prompt="approved one", content="body", scope={"files": ["src/*.py"], "agents": []}
+        prompt="approved one",
+        content="body",
+        context={},
+        scope={"files": ["src/*.py"], "agents": []},
     )
     done = target.runs.get(run_id=ids["run_done"])
     assert done.status is RunStatus.DONE and done.content_sha256 == item.content_sha256
@@ -399,8 +403,12 @@ def test_an_altered_approved_item_is_refused_and_nothing_written(
     ids = _legacy_dir(root)
     path = root / "approved" / f"{ids['approved']}.json"
     data = json.loads(path.read_text())
-    data["content_sha256"] = content_sha256(
-        prompt="approved one", content="body", scope={"files": ["src/*.py"], "agents": []}
+    data["content_sha256"] = content_sha256(  # no hash_version in the file: version 1
+        prompt="approved one",
+        content="body",
+        context={},
+        scope={"files": ["src/*.py"], "agents": []},
+        version=1,
     )
     _write(path, data)
     assert import_store(target, root, actor="cli:import")["approved"] == 1  # a true hash is fine
@@ -590,7 +598,9 @@ def test_an_approved_item_for_a_draft_pending_in_the_store_is_refused(
 
 def test_a_true_hash_in_upper_case_is_accepted(target: Services, tmp_path: Path) -> None:
     root = tmp_path / "legacy"
-    digest = content_sha256(prompt="p", content="c", scope={"files": [], "agents": []})
+    digest = content_sha256(
+        prompt="p", content="c", context={}, scope={"files": [], "agents": []}, version=1
+    )
     _write(
         root / "approved" / "a_1707000000000_aaaaaa.json",
         {

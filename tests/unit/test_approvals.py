@@ -30,8 +30,11 @@ from core.models import (
 from tests.unit.conftest import MakeDraft, RawDb
 
 
-def _expected_sha(prompt: str, content: str, scope: dict[str, list[str]]) -> str:
-    body = {"prompt": prompt, "content": content, "scope": scope}
+def _expected_sha(
+    prompt: str, content: str, scope: dict[str, list[str]], context: dict[str, object] | None = None
+) -> str:
+    """hash_version 2: the canonical JSON of prompt, content, context and scope."""
+    body = {"prompt": prompt, "content": content, "context": context or {}, "scope": scope}
     text = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
@@ -144,7 +147,7 @@ def test_prevent_self_approval_denies_the_creator_and_audits_it(
 ) -> None:
     services.config.update(patch=ConfigPatch(prevent_self_approval=True), actor=admin)
     draft = make_draft(actor=operator)
-    with pytest.raises(ForbiddenRoleError, match="creator"):
+    with pytest.raises(ForbiddenRoleError, match="created or edited"):
         services.approvals.approve(draft_id=draft.id, actor=operator, auto_run=True)
     assert db.count("approved") == 0 and db.count("runs") == 0
     denial = services.maintenance.audit_page().items[0]

@@ -16,7 +16,7 @@ from core.auth import (
     hash_token,
     required_role,
 )
-from core.canonical import canonical_json, content_sha256
+from core.canonical import HASH_VERSION, canonical_json, content_sha256
 from core.errors import ConflictStateError
 from core.models import (
     MAX_PROMPT_CHARS,
@@ -94,16 +94,40 @@ def test_canonical_json_is_the_exact_contract_form() -> None:
     assert canonical_json(value) == expected == '{"a":"x y","b":[1,{"a":null,"z":"ü"}]}'
 
 
-def test_content_sha256_hashes_prompt_content_and_scope_as_utf8() -> None:
-    scope = {"files": ["src/*.py"], "agents": ["coder"]}
-    body = {"prompt": "Prüfe", "content": "do ✓", "scope": scope}
+def _sha(body: dict[str, object]) -> str:
     text = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    expected = hashlib.sha256(text.encode("utf-8")).hexdigest()
-    assert content_sha256(prompt="Prüfe", content="do ✓", scope=scope) == expected
-    # Key order of the input does not matter; any change of content does.
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def test_content_sha256_version_2_hashes_prompt_content_context_and_scope_as_utf8() -> None:
+    scope = {"files": ["src/*.py"], "agents": ["coder"]}
+    context = {"ticket": "Ä-1", "n": [1, 2]}
+    expected = _sha({"prompt": "Prüfe", "content": "do ✓", "context": context, "scope": scope})
+    assert HASH_VERSION == 2
+    assert content_sha256(prompt="Prüfe", content="do ✓", context=context, scope=scope) == (
+        expected
+    )
+    # Key order of the input does not matter; any change of content or context does.
     reordered = {"agents": ["coder"], "files": ["src/*.py"]}
-    assert content_sha256(prompt="Prüfe", content="do ✓", scope=reordered) == expected
-    assert content_sha256(prompt="Prüfe", content="do ✓ ", scope=scope) != expected
+    assert (
+        content_sha256(prompt="Prüfe", content="do ✓", context=context, scope=reordered) == expected
+    )
+    assert content_sha256(prompt="Prüfe", content="do ✓ ", context=context, scope=scope) != (
+        expected
+    )
+    assert content_sha256(prompt="Prüfe", content="do ✓", context={}, scope=scope) != expected
+
+
+def test_content_sha256_version_1_leaves_context_out() -> None:
+    scope = {"files": ["src/*.py"], "agents": ["coder"]}
+    expected = _sha({"prompt": "Prüfe", "content": "do ✓", "scope": scope})
+    for context in ({}, {"ticket": "changed"}):
+        digest = content_sha256(
+            prompt="Prüfe", content="do ✓", context=context, scope=scope, version=1
+        )
+        assert digest == expected
+    with pytest.raises(ValueError, match="hash_version"):
+        content_sha256(prompt="p", content="c", context={}, scope=scope, version=3)
 
 
 # --- models: limits and unknown fields --------------------------------------------------------

@@ -55,6 +55,8 @@ def test_cleanup_deletes_only_old_rejected_error_drafts_and_old_terminal_runs(
     assert {new_rejected.id, kept_draft.id, item.draft_id} <= remaining
     assert {row[0] for row in db("SELECT id FROM runs")} == {pending.id}
     assert db("SELECT count(*) FROM run_logs WHERE run_id = ?", done.id)[0][0] == 0
+    # Revisions go with their drafts.
+    assert {row[0] for row in db("SELECT DISTINCT draft_id FROM draft_revisions")} == remaining
     assert db.count("approved") == 2  # approved items are kept
     entry = services.maintenance.audit_page().items[0]
     assert (entry.action, entry.detail) == ("cleanup", {"drafts": 2, "runs": 1})

@@ -11,6 +11,7 @@ import sqlalchemy as sa
 from core.models import Approved, Draft, Plan
 from core.storage import tables as t
 from core.storage.repos.base import KEY, Repo, page, row_dict
+from core.storage.repos.revisions import RevisionRepo
 
 __all__ = ["ApprovedRepo", "DraftRepo", "KvRepo", "PlanRepo"]
 
@@ -89,10 +90,17 @@ class DraftRepo(Repo):
         return {status: n for status, n in self.conn.execute(stmt).all()}
 
     def delete_stale(self, *, statuses: tuple[str, ...], before: str) -> int:
-        stmt = sa.delete(t.drafts).where(
+        """Delete old drafts in ``statuses``, with their revisions."""
+        stale = sa.select(t.drafts.c.id).where(
             t.drafts.c.status.in_(statuses), t.drafts.c.updated_at < before
         )
-        return int(self.conn.execute(stmt).rowcount or 0)
+        ids = list(self.conn.execute(stale).scalars())
+        RevisionRepo(self.conn).delete_for(ids)
+        deleted = 0
+        for start in range(0, len(ids), 500):
+            stmt = sa.delete(t.drafts).where(t.drafts.c.id.in_(ids[start : start + 500]))
+            deleted += int(self.conn.execute(stmt).rowcount or 0)
+        return deleted
 
     def iter_all(self) -> Iterator[Draft]:
         for row in self.conn.execute(sa.select(t.drafts).order_by(t.drafts.c.seq)):
@@ -110,6 +118,14 @@ class ApprovedRepo(Repo):
 
     def add(self, item: Approved) -> None:
         self.conn.execute(_INSERT_APPROVED, item.model_dump(mode="json"))
+
+    def by_drafts(self, draft_ids: builtins.list[str]) -> dict[str, Approved]:
+        """The approved items of these drafts, by draft id."""
+        if not draft_ids:
+            return {}
+        stmt = sa.select(t.approved).where(t.approved.c.draft_id.in_(draft_ids))
+        items = (Approved.model_validate(row_dict(r)) for r in self.conn.execute(stmt))
+        return {item.draft_id: item for item in items}
 
     def list(
         self, *, task_id: str | None, after: int | None, limit: int

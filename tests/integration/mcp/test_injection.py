@@ -36,7 +36,7 @@ def approved_item(prompt: str, content: str, scope: Scope | None = None) -> Appr
         content=content,
         scope=scope,
         content_sha256=content_sha256(
-            prompt=prompt, content=content, scope=scope.model_dump(mode="json")
+            prompt=prompt, content=content, context={}, scope=scope.model_dump(mode="json")
         ),
         approved_at="2026-11-24T15:04:05.123456Z",
         approved_by="operator:olga",
