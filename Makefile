@@ -17,6 +17,7 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 run: $(STAMP)
+	$(BIN)/ops-trigger init
 	$(BIN)/ops-trigger serve
 
 test: $(STAMP)

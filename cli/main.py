@@ -2,20 +2,24 @@
 
 Every command takes ``--data-dir``. Core errors become one line on stderr and exit code 1.
 Commands that start a server import that server's entry point lazily, so ``ops-trigger mcp``
-never loads the gateway.
+never loads the gateway. Every command but ``init`` refuses a data dir without a store.
 """
 
 from __future__ import annotations
 
 import logging
+import shlex
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from core.config import Settings
-from core.errors import OpsError
+from core.errors import OpsError, StorageError
+
+if TYPE_CHECKING:
+    from core.bootstrap import Services
 
 __all__ = ["main"]
 
@@ -25,7 +29,11 @@ log = logging.getLogger("ops_trigger")
 class _Cli(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         try:
-            return super().invoke(ctx)
+            result = super().invoke(ctx)
+            store = ctx.meta.get(_STORE_KEY)
+            if store is not None:  # named after the output, so an error stays one line
+                click.echo(f"store: {store}", err=True)
+            return result
         except OpsError as exc:
             raise click.ClickException(f"{exc.code}: {exc.message}") from None
         except Exception as exc:
@@ -45,6 +53,7 @@ def _where(ctx: click.Context) -> str:
 
 
 _DATA_DIR_KEY = "ops_trigger.data_dir"
+_STORE_KEY = "ops_trigger.store"  # the store a local command used, named when it is done
 
 
 def _remember_data_dir(
@@ -81,6 +90,37 @@ def _settings(data_dir: Path | None) -> Settings:
     if settings.data_dir.exists() and not settings.data_dir.is_dir():
         raise click.ClickException(f"data dir {settings.data_dir} exists and is not a directory")
     return settings
+
+
+def _store_settings(data_dir: Path | None) -> Settings:
+    """The settings of a command that needs an existing store (every one but ``init``): a
+    data dir without one is an error, never a new empty store."""
+    from core.storage.presence import locate_store
+
+    settings = _settings(data_dir)
+    store = locate_store(settings)
+    if not store.exists:
+        init = "ops-trigger init"
+        if "data_dir" in settings.model_fields_set and settings.database_url is None:
+            init += f" --data-dir {shlex.quote(str(settings.data_dir))}"
+        raise StorageError(
+            f"no store at {store.where}: run '{init}' to create it, or check --data-dir "
+            "and OPS_DATA_DIR"
+        )
+    return settings
+
+
+def _open_services(data_dir: Path | None) -> Services:
+    """The services on an existing store (named on stderr when the command is done)."""
+    from core.bootstrap import build_services
+    from core.storage.presence import locate_store
+
+    settings = _store_settings(data_dir)
+    services = build_services(settings)
+    ctx = click.get_current_context(silent=True)
+    if ctx is not None:
+        ctx.meta[_STORE_KEY] = locate_store(settings).where
+    return services
 
 
 def _logging(verbose: bool = False) -> None:
@@ -142,8 +182,8 @@ def serve(data_dir: Path | None, host: str, port: int, no_worker: bool) -> None:
     """Start the HTTP gateway (with the embedded run worker)."""
     from gateway.server import serve as run_gateway
 
+    settings = _store_settings(data_dir)
     _logging()
-    settings = _settings(data_dir)
     try:
         run_gateway(settings, host=host, port=port, with_worker=not no_worker)
     except KeyboardInterrupt:  # Ctrl-C: uvicorn has already shut down cleanly
@@ -157,6 +197,7 @@ def mcp(data_dir: Path | None, print_config: bool) -> None:
     """Run the read-only MCP stdio server (spawned by MCP clients)."""
     from mcp_server.main import main as run_mcp
 
+    # The server refuses a missing store itself, naming it (and --print-config notes it).
     run_mcp(_settings(data_dir), print_config=print_config)
 
 
@@ -167,8 +208,9 @@ def worker(data_dir: Path | None, worker_id: str | None) -> None:
     """Run a standalone run worker until interrupted."""
     from core.worker import run_standalone
 
+    settings = _store_settings(data_dir)
     _logging()
-    run_standalone(_settings(data_dir), worker_id=worker_id)
+    run_standalone(settings, worker_id=worker_id)
 
 
 @cli.group()
@@ -183,10 +225,9 @@ def token(data_dir: Path | None) -> None:
 @click.option("--name", required=True, help="A unique name; audit entries show role:name.")
 def token_create(data_dir: Path | None, role: str, name: str) -> None:
     """Create a token and print it once."""
-    from core.bootstrap import build_services
     from core.models import Role
 
-    services = build_services(_settings(data_dir))
+    services = _open_services(data_dir)
     try:
         info, value = services.access.create_token(role=Role(role), name=name, actor="cli:local")
     finally:
@@ -199,9 +240,7 @@ def token_create(data_dir: Path | None, role: str, name: str) -> None:
 @data_dir_option
 def token_list(data_dir: Path | None) -> None:
     """List tokens: name, role, created, last used (never the value)."""
-    from core.bootstrap import build_services
-
-    services = build_services(_settings(data_dir))
+    services = _open_services(data_dir)
     try:
         items = services.access.list_tokens()
     finally:
@@ -219,9 +258,7 @@ def token_list(data_dir: Path | None) -> None:
 @click.argument("name")
 def token_revoke(data_dir: Path | None, name: str) -> None:
     """Revoke a token by name."""
-    from core.bootstrap import build_services
-
-    services = build_services(_settings(data_dir))
+    services = _open_services(data_dir)
     try:
         services.access.revoke_token(name=name, actor="cli:local")
     finally:
@@ -239,9 +276,7 @@ def audit(data_dir: Path | None) -> None:
 @data_dir_option
 def audit_verify(data_dir: Path | None) -> None:
     """Verify every link and hash of the audit chain."""
-    from core.bootstrap import build_services
-
-    services = build_services(_settings(data_dir))
+    services = _open_services(data_dir)
     try:
         result = services.maintenance.verify_audit()
     finally:
@@ -256,10 +291,9 @@ def audit_verify(data_dir: Path | None) -> None:
 @click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
 def export_cmd(data_dir: Path | None, directory: Path) -> None:
     """Write the legacy file layout (provider keys redacted) to DIRECTORY."""
-    from core.bootstrap import build_services
     from core.legacy import export_store
 
-    services = build_services(_settings(data_dir))
+    services = _open_services(data_dir)
     try:
         counts = export_store(services, directory)
     finally:
@@ -272,10 +306,9 @@ def export_cmd(data_dir: Path | None, directory: Path) -> None:
 @click.argument("directory", type=click.Path(exists=True, file_okay=False, path_type=Path))
 def import_cmd(data_dir: Path | None, directory: Path) -> None:
     """Read a legacy file layout (also from older orchestrators) into the store."""
-    from core.bootstrap import build_services
     from core.legacy import import_store
 
-    services = build_services(_settings(data_dir))
+    services = _open_services(data_dir)
     try:
         counts = import_store(services, directory, actor="cli:import")
     finally:
@@ -303,9 +336,7 @@ def import_cmd(data_dir: Path | None, directory: Path) -> None:
 @data_dir_option
 def cleanup(data_dir: Path | None) -> None:
     """Delete old rejected/error drafts and old finished runs (approved items are kept)."""
-    from core.bootstrap import build_services
-
-    services = build_services(_settings(data_dir))
+    services = _open_services(data_dir)
     try:
         result = services.maintenance.cleanup(actor="cli:cleanup")
     finally:

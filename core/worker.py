@@ -620,9 +620,11 @@ def _forward_signal(
 def run_standalone(settings: Settings, *, worker_id: str | None = None) -> None:
     """``ops-trigger worker``: run until SIGINT/SIGTERM (a second one aborts at once)."""
     from core.bootstrap import build_services
+    from core.storage.presence import locate_store
 
     services = build_services(settings)
     worker = RunWorker(services, worker_id=worker_id)
+    log.info("worker %s on store %s", worker.worker_id, locate_store(settings).where)
 
     async def main() -> None:
         loop = asyncio.get_running_loop()

@@ -15,6 +15,7 @@ from core.bootstrap import build_services
 from core.config import Settings
 from core.errors import InputValidationError
 from core.models import Role
+from core.storage.presence import locate_store
 from gateway.accesslog import install_access_log_filter
 from gateway.app import create_app
 
@@ -37,6 +38,7 @@ def banner(settings: Settings, *, url: str, with_worker: bool) -> str:
     lines = [
         f"OPS Trigger gateway listening on {url}  (API docs: {url}/docs)",
         f"  data: {settings.data_dir.resolve()}  run worker: {'on' if with_worker else 'off'}",
+        f"  store: {locate_store(settings).where}",
     ]
     env_roles = [
         role

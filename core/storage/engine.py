@@ -41,9 +41,7 @@ def make_engine(settings: Settings, *, read_only: bool = False) -> Engine:
         raise StorageError("an in-memory SQLite database cannot be shared; use a file")
     if read_only:
         if not path.exists():
-            raise StorageError(
-                f"no store at {path}: run 'ops-trigger init' (or start the gateway) first"
-            )
+            raise StorageError(f"no store at {path}: run 'ops-trigger init' first")
         uri = f"file:{path.as_posix()}?mode=ro"
         engine = sa.create_engine(
             "sqlite://",

@@ -36,9 +36,7 @@ def sqlite_file(settings: Settings) -> Path | None:
 def check_sqlite_file(path: Path) -> None:
     """Raise ``StorageError`` unless ``path`` is a readable SQLite database file."""
     if not path.is_file():
-        raise StorageError(
-            f"no store at {path}: run 'ops-trigger init' (or start the gateway) first"
-        )
+        raise StorageError(f"no store at {path}: run 'ops-trigger init' first")
     try:
         with open(path, "rb") as fh:
             header = fh.read(len(_HEADER))

@@ -13,7 +13,14 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.e2e.test_gateway_e2e import Gateway, _env, _executable, _free_port, _wait_until_up
+from tests.e2e.test_gateway_e2e import (
+    Gateway,
+    _env,
+    _executable,
+    _free_port,
+    _init,
+    _wait_until_up,
+)
 
 ADMIN = "e2e-admin-token-0123456789"
 
@@ -25,7 +32,7 @@ def start_gateway(tmp_path: Path) -> Iterator[Callable[..., Gateway]]:
     def start(**env: str) -> Gateway:
         port = _free_port()
         name = f"g{len(started)}"
-        data_dir = tmp_path / name
+        data_dir = _init(tmp_path / name)
         stderr = tmp_path / f"{name}.stderr"
         with stderr.open("wb") as sink:
             process = subprocess.Popen(

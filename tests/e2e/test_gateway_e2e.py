@@ -66,10 +66,23 @@ def _wait_until_up(gateway: Gateway) -> None:
     pytest.fail(f"serve did not come up within {STARTUP_TIMEOUT_S} s:\n{gateway.log()}")
 
 
+def _init(data_dir: Path) -> Path:
+    """``ops-trigger init``: serve refuses a data dir without a store."""
+    done = subprocess.run(
+        [_executable(), "init", "--data-dir", str(data_dir)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=_env(),
+    )
+    assert done.returncode == 0, done.stderr
+    return data_dir
+
+
 @pytest.fixture
 def gateway(tmp_path: Path) -> Iterator[Gateway]:
     port = _free_port()
-    data_dir = tmp_path / "ops-data"
+    data_dir = _init(tmp_path / "ops-data")
     stderr = tmp_path / "serve.stderr"
     with stderr.open("wb") as sink:
         process = subprocess.Popen(
@@ -185,7 +198,7 @@ def test_serve_refuses_a_short_env_token(tmp_path: Path) -> None:
             "--port",
             str(_free_port()),
             "--data-dir",
-            str(tmp_path / "d"),
+            str(_init(tmp_path / "d")),
             "--no-worker",
         ],  # fmt: skip
         capture_output=True,
@@ -200,6 +213,8 @@ def test_serve_refuses_a_short_env_token(tmp_path: Path) -> None:
 
 
 def test_serve_on_a_busy_port_fails_at_once_and_touches_nothing(tmp_path: Path) -> None:
+    store = _init(tmp_path / "d")
+    before = {p.relative_to(store): p.read_bytes() for p in store.rglob("*") if p.is_file()}
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
@@ -215,7 +230,8 @@ def test_serve_on_a_busy_port_fails_at_once_and_touches_nothing(tmp_path: Path) 
     assert f"cannot listen on 127.0.0.1:{port}" in result.stderr
     assert "Traceback" not in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
-    assert not (tmp_path / "d").exists()  # no store, no token files, no worker
+    after = {p.relative_to(store): p.read_bytes() for p in store.rglob("*") if p.is_file()}
+    assert after == before  # no migration, no token file, no worker
 
 
 def test_a_token_revoked_from_the_cli_fails_on_the_next_request(gateway: Gateway) -> None:

@@ -41,6 +41,12 @@ def _services(path: Path) -> Iterator[Services]:
         built.close()
 
 
+def _create_store(path: Path) -> Path:
+    """A migrated store with no token yet (what ``init`` makes, less the token files)."""
+    build_services(Settings(data_dir=path)).close()
+    return path
+
+
 def _assert_one_line_error(result: Result, *fragments: str) -> None:
     assert result.exit_code != 0
     assert "Traceback" not in result.output
@@ -79,6 +85,7 @@ def test_init_tokens_authenticate_with_their_roles(runner: CliRunner, store: Pat
 
 
 def test_token_create_list_revoke(runner: CliRunner, store: Path) -> None:
+    _create_store(store)
     created = _run(
         runner, "token", "create", "--role", "operator", "--name", "ci", "--data-dir", str(store)
     )
@@ -135,7 +142,7 @@ def test_export_then_import_into_a_new_data_dir_round_trips(
     assert exported.exit_code == 0, exported.output
     assert "3 drafts, 1 approved, 1 runs" in exported.stdout
 
-    other = tmp_path / "other"
+    other = _create_store(tmp_path / "other")
     imported = _run(runner, "import", str(out), "--data-dir", str(other))
     assert imported.exit_code == 0, imported.output
     assert "3 drafts, 1 approved, 1 runs" in imported.stdout
@@ -170,6 +177,7 @@ def test_a_hand_written_legacy_directory_imports(
     (legacy / "runs" / "r_1707000000002_ab12cd.json").write_text(
         json.dumps({"approved_id": "a_1707000000001_ab12cd", "status": "pending"})
     )
+    _create_store(store)
     result = _run(runner, "import", str(legacy), "--data-dir", str(store))
     assert result.exit_code == 0, result.output
     assert "1 drafts, 1 approved, 1 runs" in result.stdout
@@ -179,6 +187,7 @@ def test_a_hand_written_legacy_directory_imports(
 
 
 def test_cleanup_reports_what_it_deleted(runner: CliRunner, store: Path) -> None:
+    _create_store(store)
     result = _run(runner, "cleanup", "--data-dir", str(store))
     assert result.exit_code == 0 and result.stdout.strip() == "Deleted 0 drafts and 0 runs."
 
@@ -213,7 +222,7 @@ def test_every_command_has_help(runner: CliRunner, command: list[str]) -> None:
 def test_user_errors_are_one_line_and_a_non_zero_exit(
     runner: CliRunner, store: Path, tmp_path: Path
 ) -> None:
-    data = ["--data-dir", str(store)]
+    data = ["--data-dir", str(_create_store(store))]
     _assert_one_line_error(_run(runner, "token", "revoke", "ghost", *data), "NOT_FOUND", "ghost")
     _run(runner, "token", "create", "--role", "admin", "--name", "dup", *data)
     _assert_one_line_error(
@@ -240,6 +249,64 @@ def test_user_errors_are_one_line_and_a_non_zero_exit(
     assert missing.exit_code == 2 and "Traceback" not in missing.output
     wrong_role = _run(runner, "token", "create", "--role", "root", "--name", "x", *data)
     assert wrong_role.exit_code == 2 and "Traceback" not in wrong_role.output
+
+
+LOCAL_COMMANDS = [
+    ["serve", "--port", "0"],
+    ["worker"],
+    ["mcp"],  # refused by the server itself (see tests/e2e/test_mcp_stdio.py)
+    ["token", "create", "--role", "actions", "--name", "x"],
+    ["token", "list"],
+    ["token", "revoke", "x"],
+    ["audit", "verify"],
+    ["export", "{tmp}/out"],
+    ["import", "{tmp}"],
+    ["cleanup"],
+]
+
+
+@pytest.mark.parametrize("command", LOCAL_COMMANDS, ids=lambda c: " ".join(c[:2]))
+def test_a_data_dir_without_a_store_is_refused_and_left_alone(
+    runner: CliRunner, tmp_path: Path, command: list[str]
+) -> None:
+    typo = tmp_path / "typo"
+    args = [part.replace("{tmp}", str(tmp_path)) for part in command]
+    result = runner.invoke(cli, [*args, "--data-dir", str(typo)])
+    _assert_one_line_error(result, "STORAGE_ERROR", f"no store at {typo.absolute() / 'ops.db'}")
+    assert "run 'ops-trigger init" in result.stderr
+    assert result.stdout == ""
+    assert not typo.exists()  # nothing was created at the mistyped path
+    assert not (tmp_path / "out").exists()
+
+
+def test_audit_verify_on_a_mistyped_data_dir_does_not_report_an_empty_chain_as_ok(
+    runner: CliRunner, tmp_path: Path
+) -> None:
+    result = runner.invoke(cli, ["audit", "verify", "--data-dir", str(tmp_path / "typo")])
+    assert result.exit_code == 1
+    assert "Audit chain ok" not in result.output
+    assert "run 'ops-trigger init" in result.stderr
+    assert not (tmp_path / "typo").exists()
+
+
+def test_the_default_data_dir_without_a_store_is_refused_with_its_full_path(
+    runner: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A relative default in the wrong folder: the error shows where it looked."""
+    monkeypatch.delenv("OPS_DATA_DIR")
+    monkeypatch.chdir(tmp_path)
+    result = runner.invoke(cli, ["token", "list"])
+    expected = tmp_path / ".orch_data" / "ops" / "ops.db"
+    _assert_one_line_error(result, f"no store at {expected}", "run 'ops-trigger init'")
+    assert not (tmp_path / ".orch_data").exists()
+
+
+def test_local_commands_name_the_store_they_use(runner: CliRunner, store: Path) -> None:
+    _run(runner, "init", "--data-dir", str(store))
+    listed = _run(runner, "token", "list", "--data-dir", str(store))
+    assert listed.exit_code == 0
+    assert f"store: {store.absolute() / 'ops.db'}" in listed.stderr
+    assert "store:" not in listed.stdout
 
 
 @pytest.mark.parametrize(
@@ -306,6 +373,7 @@ def test_import_notes_what_needs_attention(runner: CliRunner, tmp_path: Path) ->
         json.dumps({"approved_id": "a_1707000002000_ab12cd", "status": "done",
                     "created_at": 1707000003})
     )  # fmt: skip
+    _create_store(tmp_path / "store")
     result = _run(runner, "import", str(legacy), "--data-dir", str(tmp_path / "store"))
     assert result.exit_code == 0, result.output
     assert "1 provider_keys_to_set_again" in result.stdout

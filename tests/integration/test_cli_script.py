@@ -121,3 +121,16 @@ def test_a_data_dir_that_is_a_file_is_one_line(tmp_path: Path) -> None:
     done = _ops("init", data_dir=a_file)
     assert done.returncode == 2
     assert done.stderr.strip().count("\n") == 0 and "is a file" in done.stderr
+
+
+def test_audit_verify_on_a_mistyped_data_dir_is_one_line_and_creates_nothing(
+    tmp_path: Path,
+) -> None:
+    typo = tmp_path / "typo"
+    done = _ops("audit", "verify", data_dir=typo)
+    assert done.returncode == 1
+    assert done.stdout == "" and "Audit chain ok" not in done.stderr
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, done.stderr
+    assert f"no store at {typo / 'ops.db'}" in lines[0] and "ops-trigger init" in lines[0]
+    assert not typo.exists()
