@@ -1,12 +1,16 @@
-"""``ops-trigger``: init, serve, mcp, worker, token, audit, export, import, cleanup.
+"""``ops-trigger``: the local commands (init, serve, mcp, worker, token, audit, export,
+import, cleanup) and the remote ones that talk to a gateway over HTTP (status, plan, drafts,
+approved, runs: modules ``cli.reads``, ``cli.drafts``, ``cli.runs``; docs/cli.md).
 
 Every command takes ``--data-dir``. Core errors become one line on stderr and exit code 1.
 Commands that start a server import that server's entry point lazily, so ``ops-trigger mcp``
-never loads the gateway. Every command but ``init`` refuses a data dir without a store.
+never loads the gateway; the remote command groups are imported only when named. Every
+local command but ``init`` refuses a data dir without a store.
 """
 
 from __future__ import annotations
 
+import importlib
 import logging
 import shlex
 import sys
@@ -26,7 +30,26 @@ __all__ = ["main"]
 log = logging.getLogger("ops_trigger")
 
 
+# Remote commands (over HTTP), loaded on first use so local commands stay light.
+_REMOTE = {
+    "status": "cli.reads:status",
+    "plan": "cli.reads:plan",
+    "drafts": "cli.drafts:drafts",
+    "approved": "cli.reads:approved",
+    "runs": "cli.runs:runs",
+}
+
+
 class _Cli(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *_REMOTE})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in _REMOTE and cmd_name not in self.commands:
+            module, attr = _REMOTE[cmd_name].split(":")
+            self.add_command(getattr(importlib.import_module(module), attr), cmd_name)
+        return super().get_command(ctx, cmd_name)
+
     def invoke(self, ctx: click.Context) -> Any:
         try:
             result = super().invoke(ctx)
