@@ -134,6 +134,36 @@ def render_draft(out: Console, draft: dict[str, Any]) -> None:
     show_block(out, "Context", pretty(draft.get("context") or {}))
 
 
+@drafts.command("revisions")
+@remote_command
+@click.argument("draft_id")
+@paging_options
+@json_option
+def drafts_revisions(
+    gateway: Gateway,
+    draft_id: str,
+    limit: int,
+    cursor: str | None,
+    all_pages: bool,
+    as_json: bool,
+) -> None:
+    """List a draft's revisions, newest first: who wrote each and when."""
+    page = fetch_page(
+        gateway, f"/ops/drafts/{segment(draft_id)}/revisions", {}, limit=limit, cursor=cursor,
+        all_pages=all_pages,
+    )  # fmt: skip
+    if as_json:
+        emit_json(page)
+        return
+    rows = [
+        (r.get("revision"), r.get("created_by"), r.get("created_at"), one_line(r.get("prompt"), 40),
+         one_line(r.get("content"), 40))
+        for r in page.get("items", [])
+    ]  # fmt: skip
+    console().print(list_table(["REV", "WRITTEN BY", "AT", "PROMPT", "CONTENT"], rows))
+    more_hint(page)
+
+
 @drafts.command("diff")
 @remote_command
 @click.argument("draft_id")

@@ -275,7 +275,8 @@ def test_runs_watch_exits_non_zero_when_the_run_fails_or_is_cancelled(
 
 
 REMOTE = [
-    ["status"], ["plan", "show"], ["drafts", "list"], ["drafts", "show"], ["drafts", "diff"],
+    ["status"], ["plan", "show"], ["drafts", "list"], ["drafts", "show"],
+    ["drafts", "revisions"], ["drafts", "diff"],
     ["drafts", "approve"], ["drafts", "reject"], ["approved", "list"], ["approved", "show"],
     ["runs", "list"], ["runs", "show"], ["runs", "log"], ["runs", "watch"], ["runs", "create"],
     ["runs", "cancel"],

@@ -116,3 +116,12 @@ def test_approving_a_rejected_draft_is_one_line(gw: LiveGateway) -> None:
     assert done.exit_code == 8
     assert done.stderr.strip().startswith("CONFLICT_STATE: ")
     assert len(done.stderr.strip().splitlines()) == 1
+
+
+def test_drafts_revisions_lists_every_revision_newest_first(gw: LiveGateway) -> None:
+    draft = edited_twice(gw)
+    page = json.loads(ops(gw, "drafts", "revisions", draft["id"], "--json").stdout)
+    assert [r["revision"] for r in page["items"]] == [3, 2, 1]
+    table = ops(gw, "drafts", "revisions", draft["id"], "--limit", "1")
+    assert table.exit_code == 0, table.output
+    assert "Write a better haiku" in table.stdout and "--cursor" in table.stderr
