@@ -295,18 +295,47 @@ def audit(data_dir: Path | None) -> None:
     """Inspect the hash-chained audit log."""
 
 
+def _parse_head(
+    _ctx: click.Context, _param: click.Parameter, value: str | None
+) -> tuple[int, str] | None:
+    if value is None:
+        return None
+    seq, sep, digest = value.strip().partition(":")
+    if not sep or not seq.isdigit() or len(digest) != 64 or not _is_hex(digest):
+        raise click.BadParameter(
+            "expected SEQ:HASH, e.g. 42:3f1c… (the seq and 64-hex hash of "
+            "GET /ops/audit/head or of an earlier 'audit verify')"
+        )
+    return int(seq), digest.lower()
+
+
+def _is_hex(text: str) -> bool:
+    return all(ch in "0123456789abcdefABCDEF" for ch in text)
+
+
 @audit.command("verify")
 @data_dir_option
-def audit_verify(data_dir: Path | None) -> None:
-    """Verify every link and hash of the audit chain."""
+@click.option(
+    "--expect-head",
+    metavar="SEQ:HASH",
+    callback=_parse_head,
+    help="A head recorded earlier (GET /ops/audit/head): fail unless the chain reaches it "
+    "with that hash, so that deleted newest entries are caught.",
+)
+def audit_verify(data_dir: Path | None, expect_head: tuple[int, str] | None) -> None:
+    """Verify every link and hash of the audit chain; print the head it verified."""
     services = _open_services(data_dir)
     try:
-        result = services.maintenance.verify_audit()
+        result = services.maintenance.verify_audit(expect_head=expect_head)
     finally:
         services.close()
     if not result.ok:
-        raise click.ClickException(f"audit chain broken at {result.reason}")
-    click.echo(f"Audit chain ok: {result.entries} entries verified.")
+        raise click.ClickException(f"audit chain broken: {result.reason}")
+    click.echo(
+        f"Audit chain ok: {result.entries} entries verified; "
+        f"head seq {result.head_seq} hash {result.head_hash}"
+        + (f"; reaches the expected head seq {expect_head[0]}." if expect_head else ".")
+    )
 
 
 @cli.command("export")
@@ -327,13 +356,21 @@ def export_cmd(data_dir: Path | None, directory: Path) -> None:
 @cli.command("import")
 @data_dir_option
 @click.argument("directory", type=click.Path(exists=True, file_okay=False, path_type=Path))
-def import_cmd(data_dir: Path | None, directory: Path) -> None:
+@click.option(
+    "--unhashed-as-drafts",
+    is_flag=True,
+    help="Import approved items without content_sha256 as drafts to review again "
+    "(refused otherwise); their runs are skipped.",
+)
+def import_cmd(data_dir: Path | None, directory: Path, unhashed_as_drafts: bool) -> None:
     """Read a legacy file layout (also from older orchestrators) into the store."""
     from core.legacy import import_store
 
     services = _open_services(data_dir)
     try:
-        counts = import_store(services, directory, actor="cli:import")
+        counts = import_store(
+            services, directory, actor="cli:import", unhashed_as_drafts=unhashed_as_drafts
+        )
     finally:
         services.close()
     click.echo(f"Imported from {directory}: " + ", ".join(f"{n} {k}" for k, n in counts.items()))

@@ -77,13 +77,23 @@ class VerifyResult:
     entries: int
     bad_seq: int | None = None
     reason: str | None = None
+    # The last entry verified (seq 0 and GENESIS for an empty chain).
+    head_seq: int = 0
+    head_hash: str = GENESIS
 
 
-def verify_rows(rows: Iterable[dict[str, Any]]) -> VerifyResult:
-    """Check every link and every hash; name the first entry that does not hold."""
+def verify_rows(
+    rows: Iterable[dict[str, Any]], *, expect_head: tuple[int, str] | None = None
+) -> VerifyResult:
+    """Check every link and every hash; name the first entry that does not hold.
+
+    With ``expect_head`` (a ``(seq, hash)`` recorded earlier), the chain must also reach
+    that entry with that hash: deleting the newest entries leaves a chain that links, and
+    only a head kept elsewhere shows that it is shorter than it was."""
     prev = GENESIS
     expected_seq = 1
     count = 0
+    seen_expected: str | None = None
     for row in rows:
         count += 1
         seq = row.get("seq")
@@ -94,5 +104,30 @@ def verify_rows(rows: Iterable[dict[str, Any]]) -> VerifyResult:
         if entry_hash(row) != row.get("hash"):
             return VerifyResult(False, count, seq, f"entry {seq}: hash does not match its content")
         prev = str(row["hash"])
+        if expect_head is not None and seq == expect_head[0]:
+            seen_expected = prev
         expected_seq += 1
-    return VerifyResult(True, count)
+    head = (expected_seq - 1, prev)
+    if expect_head is not None:
+        want_seq, want_hash = expect_head
+        if want_seq == 0:
+            seen_expected = GENESIS
+        if seen_expected is None:
+            return VerifyResult(
+                False,
+                count,
+                None,
+                f"the chain ends at seq {head[0]}, before the expected head seq {want_seq}: "
+                "newer entries were deleted",
+                *head,
+            )
+        if seen_expected != want_hash.lower():
+            return VerifyResult(
+                False,
+                count,
+                want_seq,
+                f"entry {want_seq} has hash {seen_expected}, not the expected {want_hash}: "
+                "the chain was rewritten",
+                *head,
+            )
+    return VerifyResult(True, count, None, None, *head)

@@ -20,10 +20,15 @@ Import rules (also for files written by older orchestrators):
   plan, config and provider config are imported only into a store that has none yet.
 - Legacy ids (``d_1707000000000_ab12cd``), statuses, missing optional fields and timestamps
   given as epoch seconds, epoch milliseconds or ISO strings are accepted.
-- An approved item without ``content_sha256`` gets it computed; one whose stored hash does not
-  match its prompt, content, scope (and context, for ``hash_version`` 2) is refused, never
+- An approved item without ``content_sha256`` is refused: nothing proves what was approved.
+  With ``unhashed_as_drafts`` (``import --unhashed-as-drafts``) it becomes a ``draft`` to
+  review and approve again, and its runs are skipped. One whose stored hash does not match
+  its prompt, content, scope (and context, for ``hash_version`` 2) is refused, never
   trusted. ``hash_version`` absent means 1 (files from before ``context`` was hashed); each
   item keeps its version, and the export writes it.
+- Nothing is read through a symbolic link: a link (even a broken one) in the directory is an
+  error naming it. Numbers beyond 20 digits or out of float range, and text that is not
+  valid Unicode (a lone surrogate), are errors naming the file and field.
 - Runs left ``pending`` or ``running`` by the old system are imported as ``cancelled``, with
   the reason in ``error`` and a warning log line: an import never makes anything execute.
   (``cancelled`` rather than ``error``: nothing failed, the run was simply not carried over.)
@@ -82,6 +87,7 @@ from core.services.drafts import record_revision
 from core.services.plan import validate_tasks
 from core.services.settings import view_of
 from core.storage.sql import SqlUnitOfWork
+from core.text import UNENCODABLE, find_unencodable
 from core.timeutil import format_ts, now_ts, parse_ts, ts_after
 
 if TYPE_CHECKING:
@@ -96,6 +102,7 @@ MAX_OUTPUT_CHARS = 4_000_000
 MAX_TEXT_CHARS = 64 * 1024
 MAX_LOG_LINES = 100_000
 MAX_LOG_MSG = 8000
+MAX_NUMBER_DIGITS = 20
 LEGACY_ACTOR = "legacy:unknown"
 _LOG_PAGE = 1000
 _SUBDIRS = {IdKind.DRAFT: "drafts", IdKind.APPROVED: "approved", IdKind.RUN: "runs"}
@@ -224,21 +231,35 @@ class _Bundle:
     keys_left_out: list[str] = field(default_factory=list)
     drafts: list[Draft] = field(default_factory=list)
     approved: list[tuple[Approved, bool]] = field(default_factory=list)
+    # Approved files without content_sha256, imported as drafts (``unhashed_as_drafts``).
+    unhashed: list[Approved] = field(default_factory=list)
     runs: list[_RunIn] = field(default_factory=list)
 
     @property
     def empty(self) -> bool:
         return not (
-            self.plan or self.config or self.provider or self.drafts or self.approved or self.runs
+            self.plan
+            or self.config
+            or self.provider
+            or self.drafts
+            or self.approved
+            or self.unhashed
+            or self.runs
         )
 
 
-def import_store(services: Services, directory: Path, *, actor: str) -> dict[str, int]:
-    """Read a legacy layout into the store in one transaction; returns what was imported."""
+def import_store(
+    services: Services, directory: Path, *, actor: str, unhashed_as_drafts: bool = False
+) -> dict[str, int]:
+    """Read a legacy layout into the store in one transaction; returns what was imported.
+
+    An approved file without ``content_sha256`` is refused (nothing proves what was
+    approved), unless ``unhashed_as_drafts``: then it becomes a draft to review and approve
+    again, and runs of it are skipped."""
     root = Path(directory)
     if not root.is_dir():
         raise InputValidationError(f"{root} is not a directory")
-    bundle = _read_bundle(root)
+    bundle = _read_bundle(root, unhashed_as_drafts=unhashed_as_drafts)
     if bundle.empty:
         raise InputValidationError(
             f"{root} holds no legacy layout (plan.json, config.json, provider.json, "
@@ -257,7 +278,7 @@ def import_store(services: Services, directory: Path, *, actor: str) -> dict[str
     return counts
 
 
-def _read_bundle(root: Path) -> _Bundle:
+def _read_bundle(root: Path, *, unhashed_as_drafts: bool) -> _Bundle:
     bundle = _Bundle()
     bundle.plan = _read_single(root, "plan.json", _parse_plan)
     bundle.config = _read_single(root, "config.json", _parse_config)
@@ -276,11 +297,23 @@ def _read_bundle(root: Path) -> _Bundle:
     for path in _item_files(root, IdKind.DRAFT):
         bundle.drafts.append(_parse_file(root, path, partial(_parse_draft, stem=path.stem)))
     for path in _item_files(root, IdKind.APPROVED):
-        bundle.approved.append(_parse_file(root, path, partial(_parse_approved, stem=path.stem)))
+        item, computed = _parse_file(root, path, partial(_parse_approved, stem=path.stem))
+        if not computed:
+            bundle.approved.append((item, computed))
+        elif unhashed_as_drafts:
+            bundle.unhashed.append(item)
+        else:
+            label = path.relative_to(root).as_posix()
+            raise InputValidationError(
+                f"{label}: no content_sha256, so nothing proves what was approved; it is not "
+                "imported as approved. To import it as a draft to review and approve again, "
+                "run the import with --unhashed-as-drafts",
+                detail={"file": label},
+            )
     for path in _item_files(root, IdKind.RUN):
         bundle.runs.append(_parse_file(root, path, partial(_parse_run, stem=path.stem)))
     seen: dict[str, str] = {}
-    for item, _ in bundle.approved:
+    for item in [a for a, _ in bundle.approved] + bundle.unhashed:
         if item.draft_id in seen:
             raise InputValidationError(
                 f"approved/{item.id}.json: draft {item.draft_id} is also approved by "
@@ -292,23 +325,38 @@ def _read_bundle(root: Path) -> _Bundle:
 
 def _read_single(root: Path, name: str, parse: Callable[[dict[str, Any]], T]) -> T | None:
     path = root / name
-    if not path.exists():
+    if not os.path.lexists(path):
         return None
     return _parse_file(root, path, parse)
 
 
+def _no_link(root: Path, path: Path) -> None:
+    """The import follows no symbolic link (not even a broken one): it names the path."""
+    if path.is_symlink():
+        label = path.relative_to(root).as_posix()
+        raise InputValidationError(
+            f"{label}: a symbolic link; the import follows no links (copy the file itself in)",
+            detail={"file": label},
+        )
+
+
 def _item_files(root: Path, kind: IdKind) -> list[Path]:
     folder = root / _SUBDIRS[kind]
+    _no_link(root, folder)
     if not folder.is_dir():
         return []
     try:
-        return sorted(p for p in folder.iterdir() if p.name.endswith(".json"))
+        files = sorted(p for p in folder.iterdir() if p.name.endswith(".json"))
     except OSError as exc:
         raise InputValidationError(f"cannot list {folder}: {exc.strerror or exc}") from None
+    for path in files:
+        _no_link(root, path)
+    return files
 
 
 def _parse_file(root: Path, path: Path, parse: Callable[[dict[str, Any]], T]) -> T:
     label = path.relative_to(root).as_posix()
+    _no_link(root, path)
     try:
         return parse(_load_json(path))
     except _BadFile as exc:
@@ -331,18 +379,41 @@ def _reject_constant(name: str) -> Any:
     raise _BadFile(f"{name} is not valid JSON")
 
 
+def _bounded_int(text: str) -> int:
+    digits = len(text.lstrip("-"))
+    if digits > MAX_NUMBER_DIGITS:
+        raise _BadFile(
+            f"a number with {digits} digits is out of range (at most {MAX_NUMBER_DIGITS})"
+        )
+    return int(text)
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise _BadFile(f"the number {text[:40]} is out of range")
+    return value
+
+
 def _load_json(path: Path) -> dict[str, Any]:
-    if not path.is_file():
+    if path.is_symlink() or not path.is_file():
         raise _BadFile("not a regular file")
     try:
-        with open(path, "rb") as fh:
+        # O_NOFOLLOW: a link swapped in after the check above is refused too.
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+        with os.fdopen(fd, "rb") as fh:
             raw = fh.read(MAX_FILE_BYTES + 1)
     except OSError as exc:
         raise _BadFile(f"cannot read: {exc.strerror or exc}") from None
     if len(raw) > MAX_FILE_BYTES:
         raise _BadFile(f"larger than {MAX_FILE_BYTES // (1024 * 1024)} MiB")
     try:
-        data = json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
+        data = json.loads(
+            raw.decode("utf-8"),
+            parse_constant=_reject_constant,
+            parse_int=_bounded_int,
+            parse_float=_finite_float,
+        )
     except UnicodeDecodeError:
         raise _BadFile("not UTF-8 text") from None
     except json.JSONDecodeError as exc:
@@ -351,6 +422,9 @@ def _load_json(path: Path) -> dict[str, Any]:
         raise _BadFile("JSON nested too deeply") from None
     if not isinstance(data, dict):
         raise _BadFile(f"expected a JSON object, got {type(data).__name__}")
+    where = find_unencodable(data)
+    if where is not None:
+        raise _BadFile(f"{'.'.join(str(part) for part in where)} {UNENCODABLE}")
     return data
 
 
@@ -752,7 +826,7 @@ def _write_bundle(uow: SqlUnitOfWork, bundle: _Bundle) -> dict[str, int]:
     run_cutoff = ts_after(-config.run_ttl_days * 86_400)
 
     approved_drafts: set[str] = set()
-    for item, computed in sorted(bundle.approved, key=lambda a: (a[0].approved_at, a[0].id)):
+    for item, _ in sorted(bundle.approved, key=lambda a: (a[0].approved_at, a[0].id)):
         approved_drafts.add(item.draft_id)
         if uow.approved.get(item.id) is not None:
             bump("skipped_approved")
@@ -770,8 +844,16 @@ def _write_bundle(uow: SqlUnitOfWork, bundle: _Bundle) -> dict[str, int]:
             )
         uow.approved.add(item)
         counts["approved"] += 1
-        if computed:
-            bump("approved_hash_computed")
+
+    bundled_drafts = {draft.id for draft in bundle.drafts}
+    for item in bundle.unhashed:
+        bump("approved_unhashed_as_drafts")
+        if item.draft_id in bundled_drafts or uow.drafts.get(item.draft_id) is not None:
+            continue  # its draft comes with the import or is already here: reviewed there
+        unhashed_draft = _draft_of_unhashed(item)
+        uow.drafts.add(unhashed_draft)
+        record_revision(uow, unhashed_draft, by=LEGACY_ACTOR, at=unhashed_draft.updated_at)
+        counts["drafts"] += 1
 
     for draft in sorted(bundle.drafts, key=lambda d: (d.created_at, d.id)):
         if uow.drafts.get(draft.id) is not None:
@@ -802,8 +884,12 @@ def _write_bundle(uow: SqlUnitOfWork, bundle: _Bundle) -> dict[str, int]:
         if draft.status in _CLEANED_DRAFTS and draft.updated_at < draft_cutoff:
             bump("expire_at_next_cleanup_drafts")
 
+    unhashed_ids = {item.id for item in bundle.unhashed}
     for entry in sorted(bundle.runs, key=lambda r: (r.run.created_at, r.run.id)):
         run = entry.run
+        if run.approved_id in unhashed_ids:
+            bump("skipped_runs_of_unhashed")
+            continue
         if uow.runs.get(run.id) is not None:
             bump("skipped_runs")
             continue
@@ -828,3 +914,22 @@ def _write_bundle(uow: SqlUnitOfWork, bundle: _Bundle) -> dict[str, int]:
         elif run.finished_at is not None and run.finished_at < run_cutoff:
             bump("expire_at_next_cleanup_runs")
     return counts | dict(sorted(extra.items()))
+
+
+def _draft_of_unhashed(item: Approved) -> Draft:
+    """A draft for review from an approved file that carried no hash."""
+    now = now_ts()
+    return Draft(
+        id=item.draft_id,
+        prompt=item.prompt,
+        content=item.content,
+        context=item.context,
+        task_id=item.task_id,
+        scope=item.scope,
+        status=DraftStatus.DRAFT,
+        revision=1,
+        created_at=item.approved_at,
+        # Changed by the import, so the cleanup pass does not take it at once.
+        updated_at=now,
+        created_by=LEGACY_ACTOR,
+    )

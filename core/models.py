@@ -11,6 +11,8 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from core.text import UNENCODABLE, find_unencodable
+
 __all__ = [
     "MAX_CONTENT_BYTES",
     "MAX_CONTEXT_BYTES",
@@ -19,6 +21,7 @@ __all__ = [
     "ApproveIn",
     "ApproveResult",
     "AuditEntry",
+    "AuditHead",
     "Config",
     "ConfigPatch",
     "Draft",
@@ -74,6 +77,17 @@ class _In(BaseModel):
     # Strict: "yes" is not a boolean and 2.0 is not an integer; callers get a 422 instead of
     # a silently coerced value. Enum fields opt out (JSON carries them as strings).
     model_config = ConfigDict(extra="forbid", strict=True)
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _encodable_text(cls, value: Any) -> Any:
+        # JSON can carry a lone surrogate ("\udfff") that no encoder accepts: refuse it
+        # here, naming where it sits, before it reaches a hash, the store or an answer.
+        where = find_unencodable(value)
+        if where is not None:
+            path = ".".join(str(part) for part in where)
+            raise ValueError(f"{path + ' ' if path else ''}{UNENCODABLE}")
+        return value
 
 
 class Role(StrEnum):
@@ -465,6 +479,13 @@ class AuditEntry(_Out):
     outcome: Literal["ok", "denied", "error"]
     detail: dict[str, Any] = {}
     prev_hash: str
+    hash: str
+
+
+class AuditHead(_Out):
+    """The newest audit entry: record it elsewhere, verify against it later."""
+
+    seq: int
     hash: str
 
 

@@ -147,7 +147,7 @@ def problem_response(
         if key not in _RESERVED:
             body[key] = value
     content = json.dumps(body, ensure_ascii=False, default=str, separators=(",", ":")).encode(
-        "utf-8"
+        "utf-8", "backslashreplace"
     )
     return Response(
         content=content,
@@ -179,7 +179,8 @@ async def _ops_error(request: Request, exc: Exception) -> Response:
 
 
 def _clip(value: object) -> str:
-    text = str(value)
+    # A field name from the caller may hold a lone surrogate: show it escaped.
+    text = str(value).encode("utf-8", "backslashreplace").decode("utf-8")
     return text if len(text) <= _MAX_TEXT else text[: _MAX_TEXT - 1] + "…"
 
 

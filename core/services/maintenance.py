@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from core import __version__, audit
-from core.audit import VerifyResult, verify_rows
-from core.models import AuditEntry, DraftStatus, Page, RunStatus, StatusReport
+from core.audit import GENESIS, VerifyResult, verify_rows
+from core.models import AuditEntry, AuditHead, DraftStatus, Page, RunStatus, StatusReport
 from core.pagination import check_limit, decode_cursor, encode_cursor
 from core.services.base import PROVIDER_KEY, Service, load_config, load_plan
 from core.timeutil import ts_after
@@ -52,9 +52,16 @@ class MaintenanceService(Service):
             items=items, next_cursor=encode_cursor("au", last) if last else None
         )
 
-    def verify_audit(self) -> VerifyResult:
+    def audit_head(self) -> AuditHead:
+        """The newest audit entry's seq and hash (``0`` and zeros for an empty chain)."""
         with self._uow() as uow:
-            return verify_rows(uow.audit.iter_all())
+            head = uow.audit.head()
+        return AuditHead(seq=head[0], hash=head[1]) if head else AuditHead(seq=0, hash=GENESIS)
+
+    def verify_audit(self, *, expect_head: tuple[int, str] | None = None) -> VerifyResult:
+        """Verify the whole chain, and that it reaches ``expect_head`` if given."""
+        with self._uow() as uow:
+            return verify_rows(uow.audit.iter_all(), expect_head=expect_head)
 
     def cleanup(self, *, actor: str = "system:cleanup") -> CleanupResult:
         """Delete rejected/error drafts after ``draft_ttl_days`` and terminal runs after

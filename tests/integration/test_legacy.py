@@ -285,6 +285,13 @@ def _legacy_dir(root: Path) -> dict[str, str]:
             "content": "body",
             "scope": ["src/*.py"],
             "approved_at": 1707000004000,
+            "content_sha256": content_sha256(
+                prompt="approved one",
+                content="body",
+                context={},
+                scope={"files": ["src/*.py"], "agents": []},
+                version=1,
+            ),
         },
     )
     _write(
@@ -345,7 +352,6 @@ def test_a_hand_written_legacy_directory_imports(
         "approved": 1,
         "runs": 2,
         "log_lines": 3,
-        "approved_hash_computed": 1,
         "drafts_marked_approved": 1,
         "drafts_unapproved": 1,
         "expire_at_next_cleanup_drafts": 1,  # the 2024 rejected draft
@@ -374,12 +380,13 @@ def test_a_hand_written_legacy_directory_imports(
 
     item = target.approvals.get(approved_id=ids["approved"])
     assert item.scope == Scope(files=["src/*.py"])
-    assert item.hash_version == 2  # no hash in the file: computed with the current formula
+    assert item.hash_version == 1  # no hash_version in the file: the formula without context
     assert item.content_sha256 == content_sha256(
         prompt="approved one",
         content="body",
         context={},
         scope={"files": ["src/*.py"], "agents": []},
+        version=1,
     )
     done = target.runs.get(run_id=ids["run_done"])
     assert done.status is RunStatus.DONE and done.content_sha256 == item.content_sha256
@@ -589,7 +596,14 @@ def test_an_approved_item_for_a_draft_pending_in_the_store_is_refused(
     root = tmp_path / "legacy"
     _write(
         root / "approved" / "a_1707000000000_aaaaaa.json",
-        {"draft_id": draft.id, "prompt": "p", "content": "c"},
+        {
+            "draft_id": draft.id,
+            "prompt": "p",
+            "content": "c",
+            "content_sha256": content_sha256(
+                prompt="p", content="c", context={}, scope={"files": [], "agents": []}, version=1
+            ),
+        },
     )
     with pytest.raises(InputValidationError, match=f"draft {draft.id} is draft in the store"):
         import_store(services, root, actor="cli:import")

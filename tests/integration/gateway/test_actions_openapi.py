@@ -75,7 +75,13 @@ def test_operator_gets_approve_create_and_cancel_run_and_nothing_admin(client: T
                      "/ops/runs/{id}/cancel"}  # fmt: skip
     for path in ("/ops/drafts/{id}/approve", "/ops/runs", "/ops/runs/{id}/cancel"):
         assert document["paths"][path]["post"]["x-openai-isConsequential"] is True
-    admin_only = {"/ops/audit", "/ops/provider", "/ops/provider/models", "/ops/generate"}
+    admin_only = {
+        "/ops/audit",
+        "/ops/audit/head",
+        "/ops/provider",
+        "/ops/provider/models",
+        "/ops/generate",
+    }
     assert not admin_only & document["paths"].keys()
     assert "put" not in document["paths"]["/ops/plan"]
     assert "put" not in document["paths"]["/ops/config"]

@@ -58,6 +58,7 @@ def test_the_spec_table_of_roles(app: FastAPI) -> None:
         ("GET", "/ops/config"): Role.ACTIONS,
         ("PUT", "/ops/config"): Role.ADMIN,
         ("GET", "/ops/audit"): Role.ADMIN,
+        ("GET", "/ops/audit/head"): Role.ADMIN,
     }
     declared = {
         (info.method, info.path): required_role(info.action, Config())

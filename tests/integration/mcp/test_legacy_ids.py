@@ -13,6 +13,7 @@ from mcp.shared.exceptions import MCPError
 from mcp_types import PromptReference
 
 from core.bootstrap import Services
+from core.canonical import content_sha256
 from core.legacy import import_store
 from mcp_server.server import AppContext
 
@@ -38,6 +39,13 @@ def write_legacy(root: Path) -> None:
             "content": "v2",
             "task_id": "docs",
             "scope": {"files": ["docs/*.md"], "agents": ["writer"]},
+            "content_sha256": content_sha256(
+                prompt="Write notes",
+                content="v2",
+                context={},
+                scope={"files": ["docs/*.md"], "agents": ["writer"]},
+                version=1,
+            ),
         },
         f"runs/{RUN}.json": {
             "approved_id": APPROVED,
