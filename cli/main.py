@@ -185,7 +185,7 @@ def init(data_dir: Path | None) -> None:
         result = services.access.bootstrap()
     finally:
         services.close()
-    db = settings.db_url.removeprefix("sqlite:///")
+    db = settings.database_label
     if not changed and not result.created:
         click.echo(f"Already initialised: {db} is up to date; nothing changed.")
         for path in result.existing:

@@ -18,7 +18,8 @@ from core.services.maintenance import MaintenanceService
 from core.services.plan import PlanService
 from core.services.runs import RunService
 from core.services.settings import ConfigService, ProviderConfigService
-from core.storage.engine import make_engine
+from core.storage.changes import StoreChanges, open_changes
+from core.storage.engine import make_engine, sqlite_path
 from core.storage.sql import SqlUnitOfWork
 
 __all__ = ["Services", "build_services", "init_store"]
@@ -40,8 +41,11 @@ class Services:
     generation: GenerationService
     read_only: bool = False
     extras: dict[str, object] = field(default_factory=dict)
+    # Commits by any process (file stamp on SQLite, LISTEN/NOTIFY on PostgreSQL).
+    changes: StoreChanges = field(default_factory=StoreChanges)
 
     def close(self) -> None:
+        self.changes.close()
         self.engine.dispose()
 
 
@@ -83,4 +87,5 @@ def build_services(
             plan=plan, drafts=drafts, providers=provider, llm=HttpxLlmProvider()
         ),
         read_only=read_only,
+        changes=open_changes(settings.db_url, sqlite_path(settings)),
     )

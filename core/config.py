@@ -8,9 +8,16 @@ from pathlib import Path
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["DEFAULT_DATA_DIR", "Network", "Settings", "parse_networks"]
+__all__ = ["DEFAULT_DATA_DIR", "POSTGRES_SCHEME", "Network", "Settings", "parse_networks"]
 
 DEFAULT_DATA_DIR = Path(".orch_data") / "ops"
+POSTGRES_SCHEME = "postgresql+psycopg"
+# postgresql:// and postgres:// mean the same server; psycopg 3 is the one driver shipped.
+_POSTGRES_SCHEMES = (POSTGRES_SCHEME, "postgresql", "postgres")
+_URL_HELP = (
+    "OPS_DATABASE_URL must be a SQLite URL such as sqlite:////path/to/ops.db or a PostgreSQL "
+    "URL such as postgresql+psycopg://user:password@host:5432/dbname"
+)
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -76,16 +83,22 @@ class Settings(BaseSettings):
     @field_validator("database_url")
     @classmethod
     def _supported_database(cls, value: str | None) -> str | None:
-        # PostgreSQL is a second adapter of the same code, planned but not built yet: say so
-        # here rather than fail later on a missing driver.
+        # Two adapters of the same code: SQLite (the default) and PostgreSQL through psycopg 3.
+        # Anything else is refused here, in one line, rather than later on a missing driver.
         if value is None or not value.strip():
             return None
-        if not value.lower().startswith(("sqlite://", "sqlite+pysqlite://")):
-            raise ValueError(
-                "OPS_DATABASE_URL must be a SQLite URL such as sqlite:////path/to/ops.db "
-                "(PostgreSQL is planned, not supported yet)"
-            )
-        return value.strip()
+        value = value.strip()
+        scheme, sep, rest = value.partition("://")
+        scheme = scheme.lower()
+        if not sep:
+            raise ValueError(_URL_HELP)
+        if scheme in ("sqlite", "sqlite+pysqlite"):
+            return value
+        if scheme in _POSTGRES_SCHEMES:
+            if not rest.strip("/"):
+                raise ValueError(_URL_HELP)
+            return f"{POSTGRES_SCHEME}://{rest}"
+        raise ValueError(_URL_HELP)
 
     @field_validator("trusted_proxies")
     @classmethod
@@ -106,6 +119,19 @@ class Settings(BaseSettings):
     @property
     def is_sqlite(self) -> bool:
         return self.db_url.startswith("sqlite")
+
+    @property
+    def database_label(self) -> str:
+        """The store as a person should see it: the SQLite file, or the PostgreSQL URL with
+        its password masked."""
+        url = self.db_url
+        if self.is_sqlite:
+            return url.split(":///", 1)[-1]
+        scheme, _, rest = url.partition("://")
+        auth, at, host = rest.rpartition("@")
+        if at and ":" in auth:
+            auth = auth.split(":", 1)[0] + ":***"
+        return f"{scheme}://{auth}{at}{host}"
 
     @property
     def tokens_dir(self) -> Path:

@@ -3,8 +3,9 @@
 Inside a process it is event-driven: ``run.created`` (published after commit, from any
 thread) wakes the dispatch loop through ``call_soon_threadsafe``, so a new run is claimed at
 once when a slot is free. Runs created by other processes wake it too: with SQLite it
-watches the store's files (a ``stat`` every ``STORE_WATCH_S``), and a short poll remains as
-the fallback. A cancel-flag poll (every ``CANCEL_POLL_S``) sees cancels made elsewhere.
+watches the store's files (a ``stat`` every ``STORE_WATCH_S``), with PostgreSQL the store's
+change notifications (``LISTEN/NOTIFY``, ``Services.changes``); a short poll remains as the
+fallback. A cancel-flag poll (every ``CANCEL_POLL_S``) sees cancels made elsewhere.
 
 Per run the store sees about one small write transaction: finishing a run claims the next
 pending one in the same transaction (runs that find an idle slot are claimed on their own);
@@ -36,7 +37,6 @@ from core.errors import ProviderError, StorageError
 from core.models import Approved, Config, ProviderEntry, Run, RunStatus
 from core.ports import Completion, LlmProvider
 from core.services.runs import Claim
-from core.storage.engine import change_stamp
 
 if TYPE_CHECKING:
     from core.bootstrap import Services
@@ -198,6 +198,7 @@ class RunWorker:
         self._thread_id = threading.get_ident()
         self._wake = asyncio.Event()
         unsubscribe = self._services.events.subscribe(self._on_event)
+        unsubscribe_changes: Callable[[], None] = _nothing
         background: list[asyncio.Task[None]] = []
         try:
             # The one store call on the event loop: registering before the first await means
@@ -212,16 +213,21 @@ class RunWorker:
                 asyncio.create_task(self._cancel_poll_loop(), name="worker cancel poll"),
                 asyncio.create_task(self._cleanup_loop(), name="worker cleanup"),
             ]
-            stamp = change_stamp(self._settings)
-            if stamp is not None:
+            changes = self._services.changes
+            if changes.push:  # PostgreSQL: LISTEN/NOTIFY
+                unsubscribe_changes = changes.subscribe(self._on_store_change)
+            else:  # SQLite: the store's files
                 background.append(
-                    asyncio.create_task(self._store_watch_loop(stamp), name="worker store watch")
+                    asyncio.create_task(
+                        self._store_watch_loop(changes.stamp), name="worker store watch"
+                    )
                 )
             await self._dispatch_loop()
             await self._drain()
         finally:
             self._stopping = True  # also on cancellation: nothing new is claimed from here
             unsubscribe()
+            unsubscribe_changes()
             for task in background:
                 task.cancel()
             await asyncio.gather(*background, return_exceptions=True)
@@ -386,6 +392,22 @@ class RunWorker:
             except Exception:
                 log.exception("worker %s: recovering expired runs failed", self.worker_id)
 
+    def _on_store_change(self) -> None:
+        """A commit by any process (PostgreSQL notification); called on the listener's thread."""
+        loop = self._loop
+        if loop is None:
+            return
+        try:
+            loop.call_soon_threadsafe(self._store_changed)
+        except RuntimeError:  # loop closed
+            pass
+
+    def _store_changed(self) -> None:
+        # With every slot taken, a finish claims the next run itself (and the poll sees a
+        # raised max_concurrent_runs): no wake for that.
+        if self._wake is not None and self._held < self._config.max_concurrent_runs:
+            self._wake.set()
+
     async def _store_watch_loop(self, stamp: Callable[[], object]) -> None:
         """Wake the dispatch loop when the SQLite files change (another process committed),
         so runs created elsewhere start at once too, not on the next poll."""
@@ -395,10 +417,7 @@ class RunWorker:
             current = stamp()
             if current != last:
                 last = current
-                # With every slot taken, a finish claims the next run itself (and the poll
-                # sees a raised max_concurrent_runs): no wake for this worker's own writes.
-                if self._wake is not None and self._held < self._config.max_concurrent_runs:
-                    self._wake.set()
+                self._store_changed()
 
     def _cancel_flags(self, wanted: set[str]) -> set[str]:
         """Ids in ``wanted`` whose cancel was requested (one read per 200 running runs)."""
@@ -609,6 +628,10 @@ class RunWorker:
         except Exception:
             log.exception("worker %s: claiming runs failed", self.worker_id)
         return ours
+
+
+def _nothing() -> None:
+    return None
 
 
 def _forward_signal(

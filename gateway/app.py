@@ -17,7 +17,6 @@ from core import __version__
 from core.bootstrap import Services, build_services
 from core.config import Settings
 from core.services.access import check_env_tokens
-from core.storage.engine import change_stamp
 from gateway.authcache import AuthCache
 from gateway.clientaddr import ClientAddress
 from gateway.middleware import (
@@ -112,7 +111,7 @@ def create_app(
     app.state.services = built
     app.state.settings = settings
     app.state.limits = Limits.from_settings(settings)
-    app.state.auth_cache = AuthCache(stamp=change_stamp(settings))
+    app.state.auth_cache = AuthCache(stamp=built.changes.stamp)
     app.state.client_address = ClientAddress(settings.trusted_proxy_networks)
     app.state.actions_documents = {}
     install_problem_handlers(app)

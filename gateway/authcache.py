@@ -2,9 +2,11 @@
 store read (and a worker-thread hop) per request.
 
 Only successes are cached, keyed by the token's SHA-256, for at most ``ttl_s`` seconds, and
-only while the store is unchanged: given a ``stamp`` (see ``core.storage.engine.change_stamp``),
-any commit by any process (a ``token revoke`` among them) drops the whole cache, so a revoked
-token fails on the very next request. Failures always go to the store (and are audited and
+only while the store is unchanged: given a ``stamp`` (``Services.changes``, see
+``core.storage.changes``), any commit by any process (a ``token revoke`` among them) drops the
+whole cache, so a revoked token fails on the very next request (on PostgreSQL, as soon as the
+commit's notification has reached this process: milliseconds; while the listener is not
+connected nothing is cached). Failures always go to the store (and are audited and
 rate limited by the caller).
 """
 

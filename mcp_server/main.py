@@ -93,9 +93,7 @@ def main(settings: Settings, *, print_config: bool = False) -> None:
     from mcp_server.server import configure, mcp
 
     configure(settings)
-    from core.storage.peek import sqlite_file
-
-    log.info("serving MCP over stdio (read-only store %s)", sqlite_file(settings))
+    log.info("serving MCP over stdio (read-only store %s)", settings.database_label)
     try:
         mcp.run()
     except KeyboardInterrupt:

@@ -68,7 +68,13 @@ async def lifespan(_server: MCPServer[AppContext]) -> AsyncIterator[AppContext]:
     try:
         async with anyio.create_task_group() as tg:
             baseline = store.quick_marker()  # before the first request is answered
-            tg.start_soon(app.feed.run, store.approved_marker, settings.mcp_watch_s, baseline)
+            tg.start_soon(
+                app.feed.run,
+                store.approved_marker,
+                settings.mcp_watch_s,
+                baseline,
+                store.subscribe_changes,
+            )
             yield app
             tg.cancel_scope.cancel()
     finally:

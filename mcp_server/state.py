@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -28,7 +29,8 @@ APPROVED_CACHE_SIZE = 256
 
 
 class Store:
-    """Core services opened read-only (SQLite ``mode=ro`` and ``query_only``), built once."""
+    """Core services opened read-only (SQLite ``mode=ro`` and ``query_only``; PostgreSQL
+    sessions with ``default_transaction_read_only``), built once."""
 
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
@@ -78,6 +80,12 @@ class Store:
     def approved_marker(self) -> tuple[int, int]:
         """(count, highest seq) of the approved set."""
         return self.get().approvals.marker()
+
+    def subscribe_changes(self, callback: Callable[[], None]) -> Callable[[], None] | None:
+        """Call ``callback`` after any commit to the store (PostgreSQL); None on SQLite,
+        whose changes the feed's poll finds."""
+        changes = self.get().changes
+        return changes.subscribe(callback) if changes.push else None
 
     def close(self) -> None:
         with self._lock:

@@ -1,4 +1,5 @@
-"""Change notifications: the approved set is polled and changes reach the clients that asked.
+"""Change notifications: the approved set is re-read (on a poll, and on PostgreSQL at each
+store change notification) and changes reach the clients that asked.
 
 Two protocol eras, one feed:
 
@@ -14,6 +15,7 @@ Two protocol eras, one feed:
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -37,6 +39,10 @@ APPROVED_URI = "ops://approved"
 _SUBSCRIBE = "resources/subscribe"
 _UNSUBSCRIBE = "resources/unsubscribe"
 
+
+# Given a callback, subscribes it to the store's change notifications; returns the
+# unsubscriber (or None when the store pushes nothing, e.g. SQLite).
+Subscribe = Callable[[Callable[[], None]], Callable[[], None] | None]
 
 # The first poll builds the store (SQLAlchemy is most of this process's start-up); it waits
 # until the first request is answered, so the handshake does not compete with it for the GIL.
@@ -84,33 +90,54 @@ class ChangeFeed:
         read_marker: Callable[[], tuple[int, int]],
         interval: float,
         baseline: tuple[int, int] | None = None,
+        subscribe: Subscribe | None = None,
     ) -> None:
         """Poll ``read_marker`` (in a worker thread) every ``interval`` seconds, forever.
 
         ``baseline`` is the marker at start-up: with it, an approval made between the
         client's first request and the first poll is announced too. A store that cannot be
         read is logged (once per distinct reason) and polled again; the feed never dies.
+        ``subscribe`` (PostgreSQL's change notifications) wakes the feed on any commit, so
+        the poll is only the fallback; it is called once the store has been read.
         """
         failing: str | None = None
         self.marker = baseline
+        loop = asyncio.get_running_loop()
+        wake = asyncio.Event()
+        unsubscribe: Callable[[], None] | None = None
+
+        def changed() -> None:  # on the listener's thread
+            try:
+                loop.call_soon_threadsafe(wake.set)
+            except RuntimeError:  # the loop is closed
+                pass
+
         with anyio.move_on_after(WARM_UP_AFTER_S):
             await self.first_answer.wait()
-        while True:
-            try:
-                marker = await anyio.to_thread.run_sync(read_marker)
-            except Exception as exc:
-                error = exc if isinstance(exc, OpsError) else as_storage_error(exc)
-                reason = error.message if error is not None else f"{type(exc).__name__}: {exc}"
-                if reason != failing:
-                    log.warning("cannot read the approved set: %s", reason)
-                failing = reason
-            else:
-                failing = None
-                previous, self.marker = self.marker, marker
-                if previous is not None and marker != previous:
-                    log.info("approved set changed: %d items", marker[0])
-                    await self.announce()
-            await anyio.sleep(interval)
+        try:
+            while True:
+                try:
+                    marker = await anyio.to_thread.run_sync(read_marker)
+                except Exception as exc:
+                    error = exc if isinstance(exc, OpsError) else as_storage_error(exc)
+                    reason = error.message if error is not None else f"{type(exc).__name__}: {exc}"
+                    if reason != failing:
+                        log.warning("cannot read the approved set: %s", reason)
+                    failing = reason
+                else:
+                    failing = None
+                    if subscribe is not None and unsubscribe is None:
+                        unsubscribe = await anyio.to_thread.run_sync(subscribe, changed)
+                    previous, self.marker = self.marker, marker
+                    if previous is not None and marker != previous:
+                        log.info("approved set changed: %d items", marker[0])
+                        await self.announce()
+                with anyio.move_on_after(interval):
+                    await wake.wait()
+                wake.clear()
+        finally:
+            if unsubscribe is not None:
+                unsubscribe()
 
 
 def _feed_of(ctx: ServerRequestContext[Any, Any]) -> ChangeFeed | None:

@@ -1,10 +1,10 @@
-"""Engines for the store: SQLite pragmas, explicit write transactions, read-only opening."""
+"""Engines for the store: SQLite pragmas, explicit write transactions, read-only opening
+(PostgreSQL's engine is in ``core.storage.postgres``)."""
 
 from __future__ import annotations
 
 import os
 import sqlite3
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -14,8 +14,9 @@ from sqlalchemy.engine import Engine
 
 from core.config import Settings
 from core.errors import StorageError
+from core.storage.postgres import make_postgres_engine
 
-__all__ = ["WRITE", "change_stamp", "make_engine", "sqlite_path"]
+__all__ = ["WRITE", "make_engine", "sqlite_path"]
 
 # Execution option that marks a connection as a writer: SQLite then takes the write lock at
 # BEGIN (BEGIN IMMEDIATE), so concurrent writers queue on the busy timeout instead of failing
@@ -32,10 +33,11 @@ def sqlite_path(settings: Settings) -> Path | None:
 
 
 def make_engine(settings: Settings, *, read_only: bool = False) -> Engine:
-    """Build the engine for ``settings``; ``read_only`` opens SQLite with ``mode=ro``."""
+    """Build the engine for ``settings``; ``read_only`` opens SQLite with ``mode=ro`` and
+    PostgreSQL sessions with ``default_transaction_read_only``."""
     url = sa.make_url(settings.db_url)
     if url.get_backend_name() != "sqlite":
-        return sa.create_engine(url, pool_pre_ping=True, future=True, hide_parameters=True)
+        return make_postgres_engine(url, read_only=read_only)
     path = sqlite_path(settings)
     if path is None:
         raise StorageError("an in-memory SQLite database cannot be shared; use a file")
@@ -95,28 +97,3 @@ def _create_private(path: Path) -> None:
     except FileExistsError:
         return
     os.close(fd)
-
-
-Stamp = tuple[tuple[int, int, int] | None, ...]
-
-
-def change_stamp(settings: Settings) -> Callable[[], Stamp] | None:
-    """For a SQLite store, a function whose answer changes whenever any process commits
-    ((mtime, size, inode) of ``ops.db`` and ``ops.db-wal``); None for other databases."""
-    path = sqlite_path(settings)
-    if path is None:
-        return None
-    paths = (path, path.with_name(path.name + "-wal"))
-
-    def stamp() -> Stamp:
-        stamps: list[tuple[int, int, int] | None] = []
-        for item in paths:
-            try:
-                st = os.stat(item)
-            except OSError:
-                stamps.append(None)
-            else:
-                stamps.append((st.st_mtime_ns, st.st_size, st.st_ino))
-        return tuple(stamps)
-
-    return stamp

@@ -7,6 +7,7 @@ Every SQL statement of the product lives in ``core.storage.repos``. Foreign exce
 from __future__ import annotations
 
 import logging
+import time
 from types import TracebackType
 
 import sqlalchemy as sa
@@ -16,6 +17,7 @@ from core.errors import StorageError
 from core.storage.engine import WRITE
 from core.storage.failures import as_storage_error
 from core.storage.gate import write_gate
+from core.storage.postgres import notify_change, take_write_lock
 from core.storage.repos.access import AuditRepo, TokenRepo
 from core.storage.repos.content import ApprovedRepo, DraftRepo, KvRepo, PlanRepo
 from core.storage.repos.revisions import RevisionRepo
@@ -24,6 +26,10 @@ from core.storage.repos.runs import IdempotencyRepo, LogRepo, RunRepo, WorkerRep
 __all__ = ["SqlUnitOfWork", "is_unique_violation"]
 
 log = logging.getLogger(__name__)
+
+# Pauses between attempts to reach PostgreSQL when a unit of work begins (bounded: about
+# 0.75 s in all, then the caller gets STORAGE_ERROR and may try again).
+CONNECT_RETRY_S = (0.05, 0.2, 0.5)
 
 
 def is_unique_violation(exc: BaseException) -> bool:
@@ -34,8 +40,9 @@ def is_unique_violation(exc: BaseException) -> bool:
 class SqlUnitOfWork:
     """One transaction: commits only on ``commit()``, rolls back otherwise.
 
-    ``write=True`` takes SQLite's write lock at BEGIN, so concurrent writers (threads or
-    processes) queue instead of failing.
+    ``write=True`` takes the store's write lock at BEGIN (SQLite's ``BEGIN IMMEDIATE``,
+    PostgreSQL's advisory lock), so concurrent writers (threads or processes) queue instead
+    of failing; on PostgreSQL its commit also notifies listeners of the change.
     """
 
     plan: PlanRepo
@@ -53,6 +60,7 @@ class SqlUnitOfWork:
     def __init__(self, engine: Engine, *, write: bool = False) -> None:
         self._engine = engine
         self._write = write
+        self._postgres = engine.dialect.name == "postgresql"
         self._conn: Connection | None = None
         self._gate = write_gate(engine) if write else None
 
@@ -60,10 +68,7 @@ class SqlUnitOfWork:
         if self._gate is not None:
             self._gate.acquire()
         try:
-            conn = self._engine.connect()
-            if self._write:
-                conn = conn.execution_options(**{WRITE: True})
-            conn.begin()
+            conn = self._open()
         except BaseException as exc:
             if self._gate is not None:
                 self._gate.release()
@@ -84,11 +89,39 @@ class SqlUnitOfWork:
         self.revisions = RevisionRepo(conn)
         return self
 
+    def _open(self) -> Connection:
+        """Connect and begin; a server that cannot be reached (or a pooled connection lost to
+        a restart) is tried again a few times with a growing pause: nothing is written yet."""
+        for pause in (*CONNECT_RETRY_S, None):
+            conn: Connection | None = None
+            try:
+                conn = self._engine.connect()
+                if self._write:
+                    conn = conn.execution_options(**{WRITE: True})
+                conn.begin()
+                if self._write and self._postgres:
+                    take_write_lock(conn)
+                return conn
+            except (sa.exc.OperationalError, sa.exc.InterfaceError) as exc:
+                if conn is not None:
+                    _close_quietly(conn)
+                if pause is None or not self._postgres:
+                    raise
+                log.info("store connection failed (%s); retrying in %.2f s", _reason(exc), pause)
+                time.sleep(pause)
+            except BaseException:
+                if conn is not None:
+                    _close_quietly(conn)
+                raise
+        raise AssertionError("unreachable")  # pragma: no cover
+
     def commit(self) -> None:
         assert self._conn is not None
         try:
+            if self._write and self._postgres:
+                notify_change(self._conn)
             self._conn.commit()
-        except sa.exc.DatabaseError as exc:
+        except sa.exc.DBAPIError as exc:
             if not _is_store_failure(exc):
                 raise
             raise _storage_error(exc) from None
@@ -105,6 +138,8 @@ class SqlUnitOfWork:
         try:
             if conn.in_transaction():
                 conn.rollback()
+        except sa.exc.DBAPIError as failure:  # the connection is gone: so is the transaction
+            log.warning("rollback failed: %s", _reason(failure))
         finally:
             conn.close()
             if self._gate is not None:
@@ -113,12 +148,24 @@ class SqlUnitOfWork:
             raise _storage_error(exc) from None
 
 
+def _close_quietly(conn: Connection) -> None:
+    try:
+        conn.close()
+    except sa.exc.DBAPIError:
+        pass
+
+
+def _reason(exc: BaseException) -> str:
+    text = str(getattr(exc, "orig", None) or type(exc).__name__)
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
 def _is_store_failure(exc: BaseException) -> bool:
-    """A failure of the store itself (locked, read-only, corrupt), as opposed to a constraint
-    the caller can act on (an ``IntegrityError`` is left to the service that expects it)."""
-    return isinstance(exc, sa.exc.DatabaseError) and not isinstance(exc, sa.exc.IntegrityError)
+    """A failure of the store itself (locked, read-only, corrupt, unreachable), as opposed to
+    a constraint the caller can act on (an ``IntegrityError`` is left to the service)."""
+    return isinstance(exc, sa.exc.DBAPIError) and not isinstance(exc, sa.exc.IntegrityError)
 
 
 def _storage_error(exc: BaseException) -> StorageError:
-    log.warning("storage error: %s", getattr(exc, "orig", None) or type(exc).__name__)
+    log.warning("storage error: %s", _reason(exc))
     return as_storage_error(exc) or StorageError("the store is unavailable")

@@ -181,7 +181,7 @@ def test_bad_settings_are_one_line_for_python_m_mcp_server(tmp_path: Path) -> No
         input="",
         capture_output=True,
         text=True,
-        env=child_env(OPS_DATABASE_URL="postgresql://u@127.0.0.1:1/ops"),
+        env=child_env(OPS_DATABASE_URL="mysql://u@127.0.0.1:1/ops"),
         timeout=TIMEOUT_S,
         check=False,
     )

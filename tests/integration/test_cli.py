@@ -416,7 +416,7 @@ def test_import_notes_what_needs_attention(runner: CliRunner, tmp_path: Path) ->
 @pytest.mark.parametrize(
     ("variable", "value", "fragment"),
     [
-        ("OPS_DATABASE_URL", "postgresql+psycopg://u@127.0.0.1:1/ops", "must be a SQLite URL"),
+        ("OPS_DATABASE_URL", "mysql+pymysql://u@127.0.0.1:1/ops", "must be a SQLite URL"),
         ("OPS_DATABASE_URL", "not a url", "must be a SQLite URL"),
         ("OPS_RUN_LEASE_S", "-1", "run_lease_s: Input should be greater than 0"),
     ],

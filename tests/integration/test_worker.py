@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
-from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
@@ -27,6 +25,7 @@ from core.models import (
 )
 from core.timeutil import ts_after
 from core.worker import RunWorker, run_messages
+from tests.backends import RawDb
 from tests.fake_llm import FakeLlmServer, reply_for
 
 pytestmark = pytest.mark.anyio
@@ -104,6 +103,15 @@ async def wait_until(predicate: Callable[[], bool], timeout: float = 10.0) -> No
         if time.monotonic() > deadline:
             raise AssertionError("condition not reached in time")
         await asyncio.sleep(0.01)
+
+
+def raw(settings: Settings, sql: str, *params: object) -> None:
+    """One statement straight to the store, behind the services' back."""
+    db = RawDb(settings)
+    try:
+        db(sql, *params)
+    finally:
+        db.close()
 
 
 def log_text(services: Services, run_id: str) -> str:
@@ -292,11 +300,7 @@ async def test_tampered_approved_row_is_never_executed(
 ) -> None:
     use_fake(services, fake, admin)
     approved, _ = approve(services, admin, operator, "honest #h1", auto_run=False)
-    db = Path(settings.db_url.removeprefix("sqlite:///"))
-    with sqlite3.connect(db) as conn:
-        conn.execute(
-            "UPDATE approved SET content = ? WHERE id = ?", ("rm -rf / #evil", approved.id)
-        )
+    raw(settings, "UPDATE approved SET content = ? WHERE id = ?", "rm -rf / #evil", approved.id)
     run, _ = services.runs.create(approved_id=approved.id, actor=operator)
     async with running(services):
         failed = await wait_run(services, run.id)
@@ -401,11 +405,7 @@ async def test_cleanup_pass_runs_in_the_worker(
     services.drafts.reject(draft_id=old.id, reason="no", actor=operator)
     fresh = services.drafts.create(data=DraftIn(prompt="fresh idea"), actor=admin)
     services.drafts.reject(draft_id=fresh.id, reason="no", actor=operator)
-    db = Path(settings.db_url.removeprefix("sqlite:///"))
-    with sqlite3.connect(db) as conn:
-        conn.execute(
-            "UPDATE drafts SET updated_at = ? WHERE id = ?", (ts_after(-30 * 86400), old.id)
-        )
+    raw(settings, "UPDATE drafts SET updated_at = ? WHERE id = ?", ts_after(-30 * 86400), old.id)
     async with running(services):
         await asyncio.sleep(0.2)
     ids = [d.id for d in services.drafts.list().items]

@@ -13,6 +13,7 @@ from pydantic import SecretStr
 
 from core.config import Settings
 from gateway.app import create_app
+from tests.backends import Backend
 from tests.fake_llm import FakeLlmServer, reply_for
 
 ADMIN = "worker-admin-token-0123456789"
@@ -28,9 +29,10 @@ def fake() -> Iterator[FakeLlmServer]:
 
 
 @pytest.fixture
-def client(data_dir: Path) -> Iterator[TestClient]:
+def client(data_dir: Path, backend: Backend) -> Iterator[TestClient]:
     settings = Settings(
         data_dir=data_dir,
+        database_url=backend.url,
         admin_token=SecretStr(ADMIN),
         operator_token=SecretStr(OPERATOR),
         rate_limit_per_minute=1_000_000,

@@ -1,4 +1,5 @@
-"""The in-process write gate that keeps the worker's claims from starving behind bursts."""
+"""The in-process SQLite write gate that keeps the worker's claims from starving behind
+bursts."""
 
 from __future__ import annotations
 
@@ -12,6 +13,9 @@ from core.bootstrap import Services, build_services
 from core.config import Settings
 from core.errors import StorageError
 from core.storage.gate import write_gate as _write_gate
+
+# PostgreSQL serializes writers with its advisory lock (tests/integration/test_postgres.py).
+pytestmark = pytest.mark.sqlite_only
 
 
 def test_writers_on_one_file_share_one_gate(services: Services, settings: Settings) -> None:

@@ -2,21 +2,20 @@
 
 from __future__ import annotations
 
-import sqlite3
-from collections.abc import Callable
-from contextlib import closing
-from pathlib import Path
-from typing import Any
+from collections.abc import Callable, Iterator
 
 import pytest
 
 from core.auth import Principal
 from core.bootstrap import Services
 from core.models import Approved, Draft, DraftIn, Scope
+from tests.backends import RawDb
 from tests.random_refs import suffix
 
 MakeDraft = Callable[..., Draft]
 MakeApproved = Callable[..., Approved]
+
+__all__ = ["MakeApproved", "MakeDraft", "RawDb"]
 
 
 @pytest.fixture
@@ -50,22 +49,10 @@ def make_approved(services: Services, operator: Principal, make_draft: MakeDraft
     return make
 
 
-class RawDb:
-    """Raw SQL against the store file, to see exactly what was written."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-
-    def __call__(self, sql: str, *params: object) -> list[tuple[Any, ...]]:
-        with closing(sqlite3.connect(self.path)) as conn:
-            rows = conn.execute(sql, params).fetchall()
-            conn.commit()
-            return rows
-
-    def count(self, table: str) -> int:
-        return int(self(f"SELECT count(*) FROM {table}")[0][0])
-
-
 @pytest.fixture
-def db(services: Services) -> RawDb:
-    return RawDb(services.settings.data_dir / "ops.db")
+def db(services: Services) -> Iterator[RawDb]:
+    raw = RawDb(services.settings)
+    try:
+        yield raw
+    finally:
+        raw.close()

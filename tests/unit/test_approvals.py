@@ -180,17 +180,26 @@ def test_approve_auto_run_and_audit_are_one_transaction(
 ) -> None:
     draft = make_draft()
     # Make the auto-run insert fail inside the transaction: the approval must vanish too.
-    db(
-        "CREATE TRIGGER fail_runs BEFORE INSERT ON runs "
-        "BEGIN SELECT RAISE(ABORT, 'injected failure'); END"
+    db.script(
+        sqlite=[
+            "CREATE TRIGGER fail_runs BEFORE INSERT ON runs "
+            "BEGIN SELECT RAISE(ABORT, 'injected failure'); END"
+        ],
+        postgres=[
+            "CREATE FUNCTION fail_runs() RETURNS trigger LANGUAGE plpgsql "
+            "AS $$ BEGIN RAISE EXCEPTION 'injected failure'; END $$",
+            "CREATE TRIGGER fail_runs BEFORE INSERT ON runs "
+            "FOR EACH ROW EXECUTE FUNCTION fail_runs()",
+        ],
     )
     audit_rows = db.count("audit")
-    with pytest.raises(Exception, match="injected failure"):
+    # SQLite passes the trigger's message through; PostgreSQL's raise is a store failure.
+    with pytest.raises(Exception, match="injected failure|the store is unavailable"):
         services.approvals.approve(draft_id=draft.id, actor=operator, auto_run=True)
     assert db.count("approved") == 0 and db.count("runs") == 0
     assert db.count("audit") == audit_rows
     assert services.drafts.get(draft_id=draft.id).status is DraftStatus.DRAFT
-    db("DROP TRIGGER fail_runs")
+    db.script(sqlite=["DROP TRIGGER fail_runs"], postgres=["DROP TRIGGER fail_runs ON runs"])
     result = services.approvals.approve(draft_id=draft.id, actor=operator, auto_run=True)
     assert result.run is not None
     assert services.maintenance.verify_audit().ok

@@ -71,10 +71,10 @@ def test_the_store_itself_refuses_a_second_active_run(
         "id, approved_id, content_sha256, status, executor, attempt, created_at, created_by, "
         "cancel_requested, log_seq"
     )
-    with pytest.raises(Exception, match="UNIQUE"):
+    with pytest.raises(Exception, match="(?i)unique"):
         db(
             f"INSERT INTO runs ({columns}) "
-            "VALUES (?, ?, ?, 'pending', 'provider', 1, 'x', 'x', 0, 0)",
+            "VALUES (?, ?, ?, 'pending', 'provider', 1, 'x', 'x', FALSE, 0)",
             new_id(IdKind.RUN),
             item.id,
             item.content_sha256,

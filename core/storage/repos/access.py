@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 from core.models import AuditEntry, TokenInfo
 from core.storage import tables as t
-from core.storage.repos.base import Repo, row_dict
+from core.storage.repos.base import Repo, row_dict, seq_value
 
 __all__ = ["AuditRepo", "TokenRepo"]
 
@@ -86,7 +86,7 @@ class AuditRepo(Repo):
     def list(self, *, after: int | None, limit: int) -> tuple[list[AuditEntry], int | None]:
         stmt = sa.select(t.audit).order_by(t.audit.c.seq.desc()).limit(limit + 1)
         if after is not None:
-            stmt = stmt.where(t.audit.c.seq < after)
+            stmt = stmt.where(t.audit.c.seq < seq_value(after))
         rows = self.conn.execute(stmt).all()
         more = len(rows) > limit
         rows = rows[:limit]

@@ -7,9 +7,15 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-__all__ = ["KEY", "Repo", "page", "row_dict"]
+__all__ = ["KEY", "Repo", "page", "row_dict", "seq_value"]
 
 KEY: sa.BindParameter[Any] = sa.bindparam("key")
+
+
+def seq_value(value: int) -> sa.BindParameter[int]:
+    """A sequence number from a cursor, bound as BIGINT: PostgreSQL would otherwise bind it
+    as the column's type (INTEGER on some tables) and fail on a large value."""
+    return sa.literal(value, sa.BigInteger())
 
 
 class Repo:
@@ -36,7 +42,7 @@ def page(
     """Newest first by ``seq``; returns rows and the seq to continue after (or None)."""
     clauses = list(where)
     if after is not None:
-        clauses.append(table.c.seq < after)
+        clauses.append(table.c.seq < seq_value(after))
     stmt = sa.select(table).where(*clauses).order_by(table.c.seq.desc()).limit(limit + 1)
     rows = conn.execute(stmt).all()
     more = len(rows) > limit

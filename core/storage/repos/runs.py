@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from core.errors import StorageError
 from core.models import LogLine, Run, RunStatus
 from core.storage import tables as t
-from core.storage.repos.base import KEY, Repo, page, row_dict
+from core.storage.repos.base import KEY, Repo, page, row_dict, seq_value
 
 __all__ = ["IdempotencyRepo", "LogRepo", "RunRepo", "WorkerRepo"]
 
@@ -148,7 +148,7 @@ class LogRepo(Repo):
     def page(self, run_id: str, *, after: int, limit: int) -> list[LogLine]:
         stmt = (
             sa.select(t.run_logs.c.seq, t.run_logs.c.ts, t.run_logs.c.level, t.run_logs.c.msg)
-            .where(t.run_logs.c.run_id == run_id, t.run_logs.c.seq > after)
+            .where(t.run_logs.c.run_id == run_id, t.run_logs.c.seq > seq_value(after))
             .order_by(t.run_logs.c.seq)
             .limit(limit)
         )

@@ -1,4 +1,5 @@
-"""Fixtures for the gateway: an app over a real temp SQLite store, a TestClient, tokens."""
+"""Fixtures for the gateway: an app over a real store (SQLite or PostgreSQL), a TestClient,
+tokens."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from pydantic import SecretStr
 from core.bootstrap import Services
 from core.config import Settings
 from gateway.app import create_app
+from tests.backends import Backend
 
 TOKENS = {
     "admin": "test-admin-token-0123456789",
@@ -29,12 +31,13 @@ def anyio_backend() -> str:
 
 
 @pytest.fixture
-def settings_factory(data_dir: Path) -> Callable[..., Settings]:
+def settings_factory(data_dir: Path, backend: Backend) -> Callable[..., Settings]:
     """Settings with the three env tokens and limits high enough not to get in the way."""
 
     def make(**overrides: Any) -> Settings:
         values: dict[str, Any] = {
             "data_dir": data_dir,
+            "database_url": backend.url,
             "admin_token": SecretStr(TOKENS["admin"]),
             "operator_token": SecretStr(TOKENS["operator"]),
             "actions_token": SecretStr(TOKENS["actions"]),
