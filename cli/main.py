@@ -338,6 +338,36 @@ def audit_verify(data_dir: Path | None, expect_head: tuple[int, str] | None) -> 
     )
 
 
+@cli.group()
+@data_dir_option
+def secrets(data_dir: Path | None) -> None:
+    """Manage the secret key that encrypts provider api keys at rest."""
+
+
+@secrets.command("new-key")
+def secrets_new_key() -> None:
+    """Print a fresh secret key (for OPS_SECRET_KEY or OPS_NEW_SECRET_KEY)."""
+    from core.crypto import new_secret_key
+
+    click.echo(new_secret_key())
+
+
+@secrets.command("rotate")
+@data_dir_option
+def secrets_rotate(data_dir: Path | None) -> None:
+    """Re-encrypt every stored provider key under a new secret key."""
+    from core.services.keys import rotate_secret_key
+
+    services = _open_services(data_dir)
+    try:
+        outcome = rotate_secret_key(
+            services.provider, services.settings, services.engine, actor="cli:secrets"
+        )
+    finally:
+        services.close()
+    click.echo(outcome)
+
+
 @cli.command("export")
 @data_dir_option
 @click.argument("directory", type=click.Path(file_okay=False, path_type=Path))

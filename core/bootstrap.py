@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from sqlalchemy.engine import Engine
 
 from core.config import Settings
+from core.crypto import SecretBox
 from core.events import EventBus
 from core.provider import HttpxLlmProvider
 from core.services.access import AccessService
@@ -19,7 +20,7 @@ from core.services.plan import PlanService
 from core.services.runs import RunService
 from core.services.settings import ConfigService, ProviderConfigService
 from core.storage.changes import StoreChanges, open_changes
-from core.storage.engine import make_engine, sqlite_path
+from core.storage.engine import make_engine, sqlite_path, truncate_wal
 from core.storage.sql import SqlUnitOfWork
 
 __all__ = ["Services", "build_services", "init_store"]
@@ -65,12 +66,23 @@ def build_services(
     settings: Settings, *, read_only: bool = False, migrate_schema: bool = True
 ) -> Services:
     """Wire the services; a writer applies pending migrations first, a reader never writes."""
+    # A writer makes <data dir>/secret.key on its first start; a reader never needs a key.
+    # First, so that a malformed secret key stops the start before the store is touched.
+    box = None if read_only else SecretBox(settings, create=True)
     if not read_only and migrate_schema:
         init_store(settings)
     engine = make_engine(settings, read_only=read_only)
     uow = functools.partial(SqlUnitOfWork, engine)
     events = EventBus()
-    plan, drafts, provider = PlanService(uow), DraftService(uow), ProviderConfigService(uow)
+    plan, drafts = PlanService(uow), DraftService(uow)
+    provider = ProviderConfigService(uow, box)
+    if box is not None:
+        try:
+            if provider.encrypt_plaintext_keys():
+                truncate_wal(engine)
+        except BaseException:
+            engine.dispose()
+            raise
     return Services(
         settings=settings,
         engine=engine,

@@ -55,6 +55,11 @@ class Settings(BaseSettings):
         default=None, validation_alias=AliasChoices("ORCH_ACTIONS_TOKEN", "actions_token")
     )
 
+    # Encrypts provider keys at rest; without it, <data dir>/secret.key (made on first start).
+    secret_key: SecretStr | None = None
+    # Only for 'ops-trigger secrets rotate' when the key comes from OPS_SECRET_KEY.
+    new_secret_key: SecretStr | None = None
+
     public_url: str = "http://127.0.0.1:9325"
     cors_origins: str = ""
     # Peers whose X-Forwarded-For names the client address (a reverse proxy); none by default.
@@ -132,6 +137,10 @@ class Settings(BaseSettings):
         if at and ":" in auth:
             auth = auth.split(":", 1)[0] + ":***"
         return f"{scheme}://{auth}{at}{host}"
+
+    @property
+    def secret_key_path(self) -> Path:
+        return self.data_dir / "secret.key"
 
     @property
     def tokens_dir(self) -> Path:

@@ -234,6 +234,7 @@ class _Bundle:
     # Approved files without content_sha256, imported as drafts (``unhashed_as_drafts``).
     unhashed: list[Approved] = field(default_factory=list)
     runs: list[_RunIn] = field(default_factory=list)
+    sealed_provider: dict[str, Any] | None = None
 
     @property
     def empty(self) -> bool:
@@ -265,6 +266,9 @@ def import_store(
             f"{root} holds no legacy layout (plan.json, config.json, provider.json, "
             "drafts/, approved/, runs/)"
         )
+    if bundle.provider is not None:
+        # Keys an older orchestrator kept in plaintext are stored encrypted.
+        bundle.sealed_provider = services.provider.seal(bundle.provider)
     with SqlUnitOfWork(services.engine, write=True) as uow:
         counts = _write_bundle(uow, bundle)
         audit.record(
@@ -812,7 +816,8 @@ def _write_bundle(uow: SqlUnitOfWork, bundle: _Bundle) -> dict[str, int]:
         if value is None:
             continue
         if uow.kv.get(kv_key) is None:
-            uow.kv.put(kv_key, value.model_dump(mode="json"), now=now_ts())
+            stored = bundle.sealed_provider if key == "provider" else None
+            uow.kv.put(kv_key, stored or value.model_dump(mode="json"), now=now_ts())
             counts[key] = 1
             if key == "provider" and bundle.keys_left_out:
                 extra["provider_keys_to_set_again"] = len(bundle.keys_left_out)

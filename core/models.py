@@ -394,6 +394,10 @@ class ProviderEntry(_Out):
     timeout_s: float = 60.0
     max_retries: int = 2
     temperature: float | None = None
+    # As stored: the key encrypted with the secret key (``api_key`` is never stored), and,
+    # in memory only, why a stored key could not be decrypted.
+    api_key_encrypted: str | None = None
+    api_key_error: str | None = None
 
 
 class ProviderEntryIn(_In):

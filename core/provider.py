@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import functools
 import json
 import logging
 import os
@@ -33,6 +34,7 @@ __all__ = [
     "HttpxLlmProvider",
     "normalise_base_url",
     "redact",
+    "redact_key",
 ]
 
 log = logging.getLogger(__name__)
@@ -77,25 +79,70 @@ def normalise_base_url(base_url: str) -> str:
     return urlunsplit((parts.scheme, parts.netloc, path, "", ""))
 
 
+MIN_FRAGMENT = 8
+
+
+@functools.lru_cache(maxsize=16)
+def _fragments(secret: str) -> re.Pattern[str]:
+    """Matches any 8 characters in a row of ``secret``."""
+    grams = sorted({secret[i : i + MIN_FRAGMENT] for i in range(len(secret) - MIN_FRAGMENT + 1)})
+    return re.compile("|".join(re.escape(gram) for gram in grams))
+
+
+def _redact_fragments(text: str, secret: str) -> str:
+    """Replace every run of 8 or more characters that occurs in ``secret``."""
+    pattern = _fragments(secret)
+    parts: list[str] = []
+    pos = 0
+    while True:
+        found = pattern.search(text, pos)
+        if found is None:
+            break
+        start, end = found.start(), found.end()
+        # Extend the match as long as it is still a piece of the secret.
+        while end < len(text) and text[start : end + 1] in secret:
+            end += 1
+        parts.append(text[pos:start])
+        parts.append(REDACTED)
+        pos = end
+    if not parts:
+        return text
+    parts.append(text[pos:])
+    return "".join(parts)
+
+
 def redact(text: str, secrets: list[str] | tuple[str, ...] = ()) -> str:
-    """Remove secrets from ``text``: the given keys (and long prefixes of them), bearer
-    values, ``api_key=…`` fields, ``sk-…`` tokens and credentials in URLs."""
+    """Remove secrets from ``text``: the given keys and any 8 characters or more of them,
+    bearer values, ``api_key=…`` fields, ``sk-…`` tokens and credentials in URLs."""
     for secret in secrets:
         if not secret or len(secret) < 4:
             continue
         text = text.replace(secret, REDACTED)
-        if len(secret) >= 12:  # providers often echo a key's first characters
-            text = re.sub(re.escape(secret[:8]) + r"[^\s\"',;]*", REDACTED, text)
+        if len(secret) > MIN_FRAGMENT:
+            text = _redact_fragments(text, secret)
     text = _BEARER.sub(lambda m: m.group(1) + REDACTED, text)
     text = _KEY_FIELD.sub(lambda m: m.group(1) + REDACTED, text)
     text = _SK_TOKEN.sub(REDACTED, text)
     return _USERINFO.sub(lambda m: m.group(1) + REDACTED + "@", text)
 
 
+def redact_key(text: str, key: str | None) -> str:
+    """``text`` from a provider (content, model names) with the key and any 8 characters or
+    more of it redacted, and any text that is not valid Unicode replaced; other text is
+    kept as the provider wrote it."""
+    text = text.encode("utf-8", "replace").decode("utf-8")
+    if not key or len(key) < 4:
+        return text
+    text = text.replace(key, REDACTED)
+    return _redact_fragments(text, key) if len(key) > MIN_FRAGMENT else text
+
+
 def _api_key(entry: ProviderEntry) -> str | None:
     """The key for ``entry``: stored, or read from the named variable now (call time)."""
     if entry.api_key:
         return entry.api_key
+    if entry.api_key_error:
+        raise ProviderError(entry.api_key_error, detail={"reason": "secret_key"})
     if entry.api_key_env:
         value = os.environ.get(entry.api_key_env)
         if not value:
@@ -147,6 +194,7 @@ class _Call:
     def __init__(self, entry: ProviderEntry, url: str, key: str | None) -> None:
         self.entry = entry
         self.url = redact(url)
+        self.key = key
         self.secrets = (key,) if key else ()
 
     def error(self, message: str, **detail: Any) -> ProviderError:
@@ -263,10 +311,11 @@ class HttpxLlmProvider:
             raise call.error("provider answer content is not text", reason="bad_answer")
         usage = data.get("usage")
         model = data.get("model")
+        # What the provider sends is stored and shown: no piece of the key may survive.
         return Completion(
-            text=text,
-            model=model if isinstance(model, str) and model else entry.model,
-            usage=_usage(usage),
+            text=redact_key(text, call.key),
+            model=redact_key(model if isinstance(model, str) and model else entry.model, call.key),
+            usage=_usage(usage, call.key),
             latency_ms=latency_ms,
         )
 
@@ -289,7 +338,7 @@ class HttpxLlmProvider:
                     ids.append(name)
             elif isinstance(item, str):
                 ids.append(item)
-        return ids
+        return [redact_key(name, call.key) for name in ids]
 
     async def _request(
         self,
@@ -346,29 +395,29 @@ class HttpxLlmProvider:
             raise call.status_error(response, attempt)
 
 
-def _usage(value: object) -> dict[str, Any] | None:
+def _usage(value: object, key: str | None = None) -> dict[str, Any] | None:
     """Token counts from a provider's ``usage``: numbers, and one level of nested counts
-    (``prompt_tokens_details``); anything else a provider sends is dropped, not stored."""
+    (``prompt_tokens_details``); anything else a provider sends is dropped, not stored, and
+    so is a name that holds a piece of the key."""
     if not isinstance(value, dict):
         return None
+
+    def clean(name: object) -> bool:
+        return isinstance(name, str) and len(name) <= 64 and redact_key(name, key) == name
 
     def number(item: object) -> bool:
         return isinstance(item, int | float) and not isinstance(item, bool)
 
     kept: dict[str, Any] = {}
-    for key, item in list(value.items())[:32]:
-        if not isinstance(key, str) or len(key) > 64:
+    for name, item in list(value.items())[:32]:
+        if not clean(name):
             continue
         if number(item):
-            kept[key] = item
+            kept[name] = item
         elif isinstance(item, dict):
-            inner = {
-                k: v
-                for k, v in list(item.items())[:32]
-                if isinstance(k, str) and len(k) <= 64 and number(v)
-            }
+            inner = {k: v for k, v in list(item.items())[:32] if clean(k) and number(v)}
             if inner:
-                kept[key] = inner
+                kept[name] = inner
     return kept
 
 

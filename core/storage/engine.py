@@ -16,7 +16,7 @@ from core.config import Settings
 from core.errors import StorageError
 from core.storage.postgres import make_postgres_engine
 
-__all__ = ["WRITE", "make_engine", "sqlite_path"]
+__all__ = ["WRITE", "make_engine", "sqlite_path", "truncate_wal"]
 
 # Execution option that marks a connection as a writer: SQLite then takes the write lock at
 # BEGIN (BEGIN IMMEDIATE), so concurrent writers queue on the busy timeout instead of failing
@@ -74,6 +74,9 @@ def _install_sqlite_hooks(engine: Engine, *, read_only: bool) -> None:
             cur.execute("PRAGMA query_only = ON")
         else:
             cur.execute("PRAGMA journal_mode = WAL")
+            # Deleted and overwritten rows (an old encrypted key among them) are zeroed in
+            # the pages SQLite writes anyway.
+            cur.execute("PRAGMA secure_delete = FAST")
             # Approvals are acknowledged only once they are on disk.
             cur.execute("PRAGMA synchronous = FULL")
         cur.close()
@@ -86,6 +89,20 @@ def _install_sqlite_hooks(engine: Engine, *, read_only: bool) -> None:
         conn.connection.driver_connection.execute(  # type: ignore[union-attr]
             "BEGIN IMMEDIATE" if write and not read_only else "BEGIN"
         )
+
+
+def truncate_wal(engine: Engine) -> None:
+    """Copy the WAL into the database and empty it (SQLite only; best effort): after a
+    secret was rewritten, no old page holding it stays in ``ops.db-wal``."""
+    if engine.dialect.name != "sqlite":
+        return
+    raw = engine.raw_connection()
+    try:
+        raw.driver_connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # type: ignore[union-attr]
+    except sqlite3.Error:
+        pass
+    finally:
+        raw.close()
 
 
 def _create_private(path: Path) -> None:
