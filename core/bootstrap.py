@@ -16,6 +16,7 @@ from core.services.approvals import ApprovalService
 from core.services.drafts import DraftService
 from core.services.generation import GenerationService
 from core.services.maintenance import MaintenanceService
+from core.services.oauth import OAuthService
 from core.services.plan import PlanService
 from core.services.runs import RunService
 from core.services.settings import ConfigService, ProviderConfigService
@@ -40,6 +41,7 @@ class Services:
     access: AccessService
     maintenance: MaintenanceService
     generation: GenerationService
+    oauth: OAuthService
     read_only: bool = False
     extras: dict[str, object] = field(default_factory=dict)
     # Commits by any process (file stamp on SQLite, LISTEN/NOTIFY on PostgreSQL).
@@ -98,6 +100,7 @@ def build_services(
         generation=GenerationService(
             plan=plan, drafts=drafts, providers=provider, llm=HttpxLlmProvider()
         ),
+        oauth=OAuthService(uow),
         read_only=read_only,
         changes=open_changes(settings.db_url, sqlite_path(settings)),
     )

@@ -499,6 +499,10 @@ class TokenInfo(_Out):
     created_at: str
     last_used_at: str | None = None
     revoked_at: str | None = None
+    # OAuth grants (SPEC section 17) are listed with the tokens: the client they were issued
+    # to and the user (``role:name``) who allowed it; None for registry tokens.
+    client: str | None = None
+    user: str | None = None
 
 
 class StatusReport(_Out):

@@ -25,6 +25,7 @@ class UnitOfWork(Protocol):
     idempotency: Any
     workers: Any
     revisions: Any
+    oauth: Any
 
     def commit(self) -> None: ...
 

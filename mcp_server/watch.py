@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -54,36 +55,38 @@ class ChangeFeed:
 
     def __init__(self, bus: SubscriptionBus) -> None:
         self._bus = bus
-        self._peer: ServerSession | None = None
-        self._subscribed: set[str] = set()
+        # Handshake-era connections to notify, each with the URIs it subscribed to: stdio has
+        # exactly one, the gateway's Streamable HTTP endpoint one per session. Weak: a
+        # session that ends is forgotten with it.
+        self._peers: weakref.WeakKeyDictionary[ServerSession, set[str]] = (
+            weakref.WeakKeyDictionary()
+        )
         self.first_answer = anyio.Event()
         self.marker: tuple[int, int] | None = None  # the last one read
         self.changes = 0
 
     def attach(self, session: ServerSession) -> None:
-        """Remember the handshake-era connection to notify (stdio has exactly one)."""
-        self._peer = session
+        """Remember a handshake-era connection to notify."""
+        self._peers.setdefault(session, set())
 
-    def subscribe(self, uri: str) -> None:
-        self._subscribed.add(uri)
+    def subscribe(self, session: ServerSession, uri: str) -> None:
+        self._peers.setdefault(session, set()).add(uri)
 
-    def unsubscribe(self, uri: str) -> None:
-        self._subscribed.discard(uri)
+    def unsubscribe(self, session: ServerSession, uri: str) -> None:
+        self._peers.setdefault(session, set()).discard(uri)
 
     async def announce(self) -> None:
         """Tell listeners and the handshake-era peer that the approved set changed."""
         self.changes += 1
         await self._bus.publish(ResourcesListChanged())
         await self._bus.publish(ResourceUpdated(uri=APPROVED_URI))
-        peer = self._peer
-        if peer is None:
-            return
-        try:
-            await peer.send_resource_list_changed()
-            if APPROVED_URI in self._subscribed:
-                await peer.send_resource_updated(APPROVED_URI)
-        except (anyio.ClosedResourceError, anyio.BrokenResourceError):
-            self._peer = None
+        for peer, subscribed in list(self._peers.items()):
+            try:
+                await peer.send_resource_list_changed()
+                if APPROVED_URI in subscribed:
+                    await peer.send_resource_updated(APPROVED_URI)
+            except (anyio.ClosedResourceError, anyio.BrokenResourceError):
+                self._peers.pop(peer, None)
 
     async def run(
         self,
@@ -178,10 +181,9 @@ class LegacyChanges:
             if not isinstance(uri, str) or not uri.startswith("ops://"):
                 raise MCPError(code=INVALID_PARAMS, message=f"unknown resource: {uri!r}")
             if ctx.method == _SUBSCRIBE:
-                feed.subscribe(uri)
+                feed.subscribe(ctx.session, uri)
             else:
-                feed.unsubscribe(uri)
-            feed.attach(ctx.session)
+                feed.unsubscribe(ctx.session, uri)
             return {}
         result = await call_next(ctx)
         if ctx.method == "initialize":

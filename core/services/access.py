@@ -136,18 +136,68 @@ class AccessService(Service):
         return TokenInfo(name=name, role=role, created_at=now), token
 
     def list_tokens(self) -> list[TokenInfo]:
+        """Registry tokens, then OAuth grants (with their client and user)."""
         with self._uow() as uow:
-            return list(uow.tokens.list())
+            items = list(uow.tokens.list())
+            grants = uow.oauth.grants()
+        items.extend(
+            TokenInfo(
+                name=g["name"],
+                role=Role(g["role"]),
+                created_at=g["created_at"],
+                last_used_at=g["last_used_at"],
+                revoked_at=g["revoked_at"],
+                client=g["client_name"] or g["client_id"],
+                user=g["user_actor"],
+            )
+            for g in grants
+        )
+        return items
 
     def revoke_token(self, *, name: str, actor: str) -> None:
+        """Revoke a registry token (and the OAuth grants its holder allowed) or one OAuth
+        grant (all its access and refresh tokens)."""
         validate_name(name, what="token name")
         with self._uow(write=True) as uow:
-            if not uow.tokens.revoke(name, now=now_ts()):
-                if uow.tokens.get(name) is None:
-                    raise NotFoundError(f"no token named '{name}'")
+            now = now_ts()
+            if uow.tokens.revoke(name, now=now):
+                audit.record(uow.audit, actor=actor, action="token.revoke", target=name)
+                for grant in uow.oauth.grants_of_user_token(name):
+                    uow.oauth.revoke_grant(grant, now=now)
+                    audit.record(
+                        uow.audit,
+                        actor=actor,
+                        action="token.revoke",
+                        target=grant,
+                        detail={"reason": f"token '{name}' that allowed it was revoked"},
+                    )
+            elif uow.oauth.revoke_grant(name, now=now):
+                grant = uow.oauth.grant(name) or {}
+                audit.record(
+                    uow.audit,
+                    actor=actor,
+                    action="token.revoke",
+                    target=name,
+                    detail={
+                        "client_id": grant.get("client_id"),
+                        "client": grant.get("client_name") or grant.get("client_id"),
+                        "user": grant.get("user_actor"),
+                    },
+                )
+            elif uow.tokens.get(name) is None and uow.oauth.grant(name) is None:
+                raise NotFoundError(f"no token named '{name}'")
+            else:
                 raise ConflictStateError(f"token '{name}' is already revoked")
-            audit.record(uow.audit, actor=actor, action="token.revoke", target=name)
             uow.commit()
+
+    def user_active(self, *, name: str, role: Role) -> bool:
+        """Whether the token that allowed an OAuth grant still exists with at least ``role``
+        (environment tokens count while the environment holds one that high)."""
+        if name == ENV_TOKEN_NAME:
+            return any(held.includes(role) for held in self._env)
+        with self._uow() as uow:
+            info: TokenInfo | None = uow.tokens.get(name)
+        return info is not None and info.revoked_at is None and info.role.includes(role)
 
     # --- authentication and authorization ----------------------------------------------------
 

@@ -20,6 +20,7 @@ from core.storage.gate import write_gate
 from core.storage.postgres import notify_change, take_write_lock
 from core.storage.repos.access import AuditRepo, TokenRepo
 from core.storage.repos.content import ApprovedRepo, DraftRepo, KvRepo, PlanRepo
+from core.storage.repos.oauth import OAuthRepo
 from core.storage.repos.revisions import RevisionRepo
 from core.storage.repos.runs import IdempotencyRepo, LogRepo, RunRepo, WorkerRepo
 
@@ -56,6 +57,7 @@ class SqlUnitOfWork:
     idempotency: IdempotencyRepo
     workers: WorkerRepo
     revisions: RevisionRepo
+    oauth: OAuthRepo
 
     def __init__(self, engine: Engine, *, write: bool = False) -> None:
         self._engine = engine
@@ -87,6 +89,7 @@ class SqlUnitOfWork:
         self.idempotency = IdempotencyRepo(conn)
         self.workers = WorkerRepo(conn)
         self.revisions = RevisionRepo(conn)
+        self.oauth = OAuthRepo(conn)
         return self
 
     def _open(self) -> Connection:

@@ -12,6 +12,10 @@ __all__ = [
     "idempotency",
     "kv",
     "metadata",
+    "oauth_clients",
+    "oauth_codes",
+    "oauth_grants",
+    "oauth_tokens",
     "plan",
     "run_logs",
     "runs",
@@ -200,4 +204,73 @@ workers = sa.Table(
     sa.Column("id", sa.String(100), primary_key=True),
     sa.Column("started_at", sa.String(40), nullable=False),
     sa.Column("heartbeat_at", sa.String(40), nullable=False),
+)
+
+
+# OAuth (SPEC section 17). A grant is what one user allowed one client: the family of its
+# access and refresh tokens, listed and revoked like a registry token. Secrets, codes and
+# tokens are stored as SHA-256 only.
+oauth_clients = sa.Table(
+    "oauth_clients",
+    metadata,
+    sa.Column("client_id", sa.String(64), primary_key=True),
+    sa.Column("client_name", sa.String(200)),
+    sa.Column("info", sa.JSON, nullable=False),
+    sa.Column("secret_hash", sa.String(64)),
+    sa.Column("created_at", sa.String(40), nullable=False),
+)
+
+oauth_grants = sa.Table(
+    "oauth_grants",
+    metadata,
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("client_id", sa.String(64), nullable=False),
+    sa.Column("client_name", sa.String(200)),
+    sa.Column("user_actor", sa.String(200), nullable=False),
+    sa.Column("user_token", sa.String(64), nullable=False),
+    sa.Column("role", sa.String(16), nullable=False),
+    sa.Column("scopes", sa.JSON, nullable=False),
+    sa.Column("resource", sa.String(500)),
+    sa.Column("created_at", sa.String(40), nullable=False),
+    sa.Column("last_used_at", sa.String(40)),
+    sa.Column("revoked_at", sa.String(40)),
+    sa.Index("ix_oauth_grants_user_token", "user_token"),
+)
+
+oauth_codes = sa.Table(
+    "oauth_codes",
+    metadata,
+    sa.Column("code_hash", sa.String(64), primary_key=True),
+    sa.Column("client_id", sa.String(64), nullable=False),
+    sa.Column("user_actor", sa.String(200), nullable=False),
+    sa.Column("user_token", sa.String(64), nullable=False),
+    sa.Column("role", sa.String(16), nullable=False),
+    sa.Column("scopes", sa.JSON, nullable=False),
+    sa.Column("code_challenge", sa.String(128), nullable=False),
+    sa.Column("redirect_uri", sa.Text, nullable=False),
+    sa.Column("redirect_uri_explicit", sa.Boolean, nullable=False),
+    sa.Column("resource", sa.String(500)),
+    sa.Column("expires_at", sa.Float, nullable=False),
+    sa.Column("created_at", sa.String(40), nullable=False),
+    sa.Column("used_at", sa.String(40)),
+    # The grant its exchange created: revoked if the code is ever presented again.
+    sa.Column("grant_name", sa.String(64)),
+)
+
+oauth_tokens = sa.Table(
+    "oauth_tokens",
+    metadata,
+    sa.Column("token_hash", sa.String(64), primary_key=True),
+    sa.Column(
+        "grant_name",
+        sa.String(64),
+        sa.ForeignKey("oauth_grants.name", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    sa.Column("kind", sa.String(16), nullable=False),  # access | refresh
+    sa.Column("expires_at", sa.Integer, nullable=False),
+    sa.Column("created_at", sa.String(40), nullable=False),
+    # A refresh token is used once: rotation marks it, and presenting it again revokes the grant.
+    sa.Column("used_at", sa.String(40)),
+    sa.Index("ix_oauth_tokens_grant", "grant_name"),
 )
