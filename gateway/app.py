@@ -25,6 +25,7 @@ from gateway.middleware import (
     HeadAsGetMiddleware,
     RequestContextMiddleware,
 )
+from gateway.oauth import install_oauth
 from gateway.openapi import full_openapi
 from gateway.problems import install_problem_handlers
 from gateway.ratelimit import Limits
@@ -87,11 +88,12 @@ def create_app(
             # First start with no token at all: core writes tokens/<role>.token and logs
             # the paths (never the values).
             await run_in_threadpool(built.access.bootstrap)
-            if with_worker:
-                async with _embedded_worker(built):
+            async with app.state.remote_mcp.run():
+                if with_worker:
+                    async with _embedded_worker(built):
+                        yield
+                else:
                     yield
-            else:
-                yield
         finally:
             # The provider's pooled connections belong to this event loop.
             await built.generation.aclose()
@@ -116,6 +118,8 @@ def create_app(
     app.state.actions_documents = {}
     install_problem_handlers(app)
     include_routers(app)
+    # /mcp, /mcp/token, the OAuth authorization server and its consent page (SPEC 17).
+    app.state.remote_mcp = install_oauth(app, settings, built)
 
     def openapi() -> dict[str, Any]:
         return full_openapi(app)
@@ -131,13 +135,16 @@ def create_app(
         app.add_middleware(
             CORSMiddleware,
             allow_origins=origins,
-            allow_methods=["GET", "POST", "PUT"],
+            allow_methods=["GET", "POST", "PUT", "DELETE"],
             allow_headers=[
                 "Authorization",
                 "Content-Type",
                 "If-Match",
                 "Idempotency-Key",
                 "X-Request-ID",
+                "Mcp-Session-Id",
+                "Mcp-Protocol-Version",
+                "Last-Event-ID",
             ],
             expose_headers=[
                 "ETag",
@@ -145,6 +152,8 @@ def create_app(
                 "Retry-After",
                 "X-Request-ID",
                 "Idempotent-Replayed",
+                "Mcp-Session-Id",
+                "WWW-Authenticate",
             ],
             max_age=600,
         )

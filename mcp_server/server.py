@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from functools import partial
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import anyio
 from mcp.server.caching import CacheHint
@@ -36,7 +36,10 @@ from mcp_server.errors import PromptArguments, prompt_errors, resource_errors, t
 from mcp_server.state import AppContext, Store, current_app, pop_app, push_app
 from mcp_server.watch import APPROVED_URI, ChangeFeed, LegacyChanges
 
-__all__ = ["AppContext", "configure", "mcp"]
+if TYPE_CHECKING:
+    from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
+
+__all__ = ["AppContext", "configure", "http_session_manager", "mcp"]
 
 INSTRUCTIONS = (
     "OPS Trigger, read-only. Approved items are tasks an operator reviewed and approved; "
@@ -55,6 +58,24 @@ def configure(settings: Settings | None) -> None:
     """Set the settings the next server session uses (``main`` does; None: the environment)."""
     global _settings
     _settings = settings
+
+
+def http_session_manager(
+    settings: Settings, *, json_response: bool = True
+) -> StreamableHTTPSessionManager:
+    """This server over Streamable HTTP, for the gateway's ``/mcp``: the same tools,
+    resources and prompts, the same read-only store. Its ``run()`` enters the lifespan once;
+    authentication is the caller's (the gateway's)."""
+    from mcp.server.transport_security import TransportSecuritySettings
+
+    configure(settings)
+    # Every request carries a bearer token, which is what defeats DNS rebinding; the Host
+    # of a reverse proxy is not known here.
+    mcp.streamable_http_app(
+        json_response=json_response,
+        transport_security=TransportSecuritySettings(enable_dns_rebinding_protection=False),
+    )
+    return mcp.session_manager
 
 
 @asynccontextmanager

@@ -22,12 +22,19 @@ from collections.abc import Callable
 from typing import Any
 
 import anyio
+from mcp.server.connection import Connection
 from mcp.server.context import ServerRequestContext
 from mcp.server.session import ServerSession
 from mcp.server.subscriptions import ResourcesListChanged, ResourceUpdated, SubscriptionBus
 from mcp.shared.exceptions import MCPError
-from mcp_types import INVALID_PARAMS
+from mcp_types import (
+    INVALID_PARAMS,
+    ResourceListChangedNotification,
+    ResourceUpdatedNotification,
+    ResourceUpdatedNotificationParams,
+)
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
+from pydantic import BaseModel
 
 from core.errors import OpsError
 from core.storage.failures import as_storage_error
@@ -57,23 +64,21 @@ class ChangeFeed:
         self._bus = bus
         # Handshake-era connections to notify, each with the URIs it subscribed to: stdio has
         # exactly one, the gateway's Streamable HTTP endpoint one per session. Weak: a
-        # session that ends is forgotten with it.
-        self._peers: weakref.WeakKeyDictionary[ServerSession, set[str]] = (
-            weakref.WeakKeyDictionary()
-        )
+        # connection that ends is forgotten with it.
+        self._peers: weakref.WeakKeyDictionary[Connection, set[str]] = weakref.WeakKeyDictionary()
         self.first_answer = anyio.Event()
         self.marker: tuple[int, int] | None = None  # the last one read
         self.changes = 0
 
     def attach(self, session: ServerSession) -> None:
         """Remember a handshake-era connection to notify."""
-        self._peers.setdefault(session, set())
+        self._peers.setdefault(_connection(session), set())
 
     def subscribe(self, session: ServerSession, uri: str) -> None:
-        self._peers.setdefault(session, set()).add(uri)
+        self._peers.setdefault(_connection(session), set()).add(uri)
 
     def unsubscribe(self, session: ServerSession, uri: str) -> None:
-        self._peers.setdefault(session, set()).discard(uri)
+        self._peers.setdefault(_connection(session), set()).discard(uri)
 
     async def announce(self) -> None:
         """Tell listeners and the handshake-era peer that the approved set changed."""
@@ -82,9 +87,14 @@ class ChangeFeed:
         await self._bus.publish(ResourceUpdated(uri=APPROVED_URI))
         for peer, subscribed in list(self._peers.items()):
             try:
-                await peer.send_resource_list_changed()
+                await _notify(peer, ResourceListChangedNotification())
                 if APPROVED_URI in subscribed:
-                    await peer.send_resource_updated(APPROVED_URI)
+                    await _notify(
+                        peer,
+                        ResourceUpdatedNotification(
+                            params=ResourceUpdatedNotificationParams(uri=APPROVED_URI)
+                        ),
+                    )
             except (anyio.ClosedResourceError, anyio.BrokenResourceError):
                 self._peers.pop(peer, None)
 
@@ -141,6 +151,20 @@ class ChangeFeed:
         finally:
             if unsubscribe is not None:
                 unsubscribe()
+
+
+def _connection(session: ServerSession) -> Connection:
+    # A ServerSession is a per-request proxy; the connection behind it is what lives as long
+    # as the client does (the SDK offers no public accessor from a request context).
+    connection: Connection = session._connection
+    return connection
+
+
+async def _notify(connection: Connection, notification: BaseModel) -> None:
+    """Send a server notification on the connection's own channel (its GET stream on HTTP),
+    as ``ServerSession.send_notification`` does."""
+    data = notification.model_dump(by_alias=True, mode="json", exclude_none=True)
+    await connection.outbound.notify(data["method"], data.get("params"))
 
 
 def _feed_of(ctx: ServerRequestContext[Any, Any]) -> ChangeFeed | None:

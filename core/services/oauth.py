@@ -213,11 +213,11 @@ class OAuthService(Service):
             uow.commit()
         return code
 
-    def record_consent_denied(self, *, client_id: str, user: Principal, reason: str) -> None:
+    def record_consent_denied(self, *, client_id: str, actor: str, reason: str) -> None:
         with self._uow(write=True) as uow:
             audit.record(
                 uow.audit,
-                actor=user.actor,
+                actor=actor,
                 action="oauth.consent",
                 target=client_id,
                 outcome="denied",
