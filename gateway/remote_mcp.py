@@ -19,6 +19,7 @@ gateway's writer services here, never through the MCP surface's read-only store.
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -47,6 +48,9 @@ from gateway.ratelimit import Limits
 
 __all__ = ["GatewayTokenVerifier", "RemoteMcp"]
 
+# Visible ASCII (RFC 6750's b64token and any environment token a person chose).
+_TOKEN_CHARS = re.compile(r"[\x21-\x7e]{1,512}")
+
 
 class OpsAccess(AccessToken):
     """What the MCP door knows of a caller: the actor, and for OAuth the grant."""
@@ -66,6 +70,8 @@ class GatewayTokenVerifier:
         self.oauth = oauth
 
     async def verify_token(self, token: str) -> AccessToken | None:
+        if not _TOKEN_CHARS.fullmatch(token):
+            return None  # any other byte string: 401 like an unknown token
         principal = self.cache.get(token)
         if principal is None:
             mark = self.cache.mark()
