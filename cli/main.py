@@ -216,8 +216,24 @@ def serve(data_dir: Path | None, host: str, port: int, no_worker: bool) -> None:
 @cli.command()
 @data_dir_option
 @click.option("--print-config", is_flag=True, help="Print client configuration JSON and exit.")
-def mcp(data_dir: Path | None, print_config: bool) -> None:
+@click.option(
+    "--remote",
+    metavar="URL",
+    default=None,
+    help="With --print-config: configurations for remote clients of the gateway at URL.",
+)
+def mcp(data_dir: Path | None, print_config: bool, remote: str | None) -> None:
     """Run the read-only MCP stdio server (spawned by MCP clients)."""
+    if remote is not None:
+        if not print_config:
+            raise click.UsageError("--remote goes with --print-config")
+        from mcp_server.remote_config import note, render
+
+        click.echo(render(remote), nl=False)
+        warning = note(remote)
+        if warning:
+            click.echo(warning, err=True)
+        return
     from mcp_server.main import main as run_mcp
 
     # The server refuses a missing store itself, naming it (and --print-config notes it).
@@ -262,17 +278,22 @@ def token_create(data_dir: Path | None, role: str, name: str) -> None:
 @token.command("list")
 @data_dir_option
 def token_list(data_dir: Path | None) -> None:
-    """List tokens: name, role, created, last used (never the value)."""
+    """List tokens: name, role, created, last used, and for OAuth grants the client and
+    the user who allowed it (never the value)."""
     services = _open_services(data_dir)
     try:
         items = services.access.list_tokens()
     finally:
         services.close()
-    click.echo(f"{'NAME':<24} {'ROLE':<9} {'CREATED':<28} {'LAST USED':<28} STATE")
+    click.echo(
+        f"{'NAME':<32} {'ROLE':<9} {'CREATED':<28} {'LAST USED':<28} {'CLIENT (USER)':<40} STATE"
+    )
     for t in items:
         state = "revoked" if t.revoked_at else "active"
+        client = f"{t.client} ({t.user})" if t.client else "-"
         click.echo(
-            f"{t.name:<24} {t.role.value:<9} {t.created_at:<28} {t.last_used_at or '-':<28} {state}"
+            f"{t.name:<32} {t.role.value:<9} {t.created_at:<28} {t.last_used_at or '-':<28} "
+            f"{client:<40} {state}"
         )
 
 

@@ -19,7 +19,6 @@ gateway's writer services here, never through the MCP surface's read-only store.
 from __future__ import annotations
 
 import functools
-import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -37,19 +36,17 @@ from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from core.auth import hash_token
+from core.auth import hash_token, well_formed_token
 from core.bootstrap import Services
 from core.config import Settings
 from core.errors import RateLimitedError
 from core.services.oauth import OAuthAccess
 from gateway.authcache import AuthCache
+from gateway.clientaddr import ClientAddress
 from gateway.oauth.config import MCP_PATH, TOKEN_ONLY_PATH, OAuthConfig, scopes_for_role
 from gateway.ratelimit import Limits
 
 __all__ = ["GatewayTokenVerifier", "RemoteMcp"]
-
-# Visible ASCII (RFC 6750's b64token and any environment token a person chose).
-_TOKEN_CHARS = re.compile(r"[\x21-\x7e]{1,512}")
 
 
 class OpsAccess(AccessToken):
@@ -70,7 +67,7 @@ class GatewayTokenVerifier:
         self.oauth = oauth
 
     async def verify_token(self, token: str) -> AccessToken | None:
-        if not _TOKEN_CHARS.fullmatch(token):
+        if not well_formed_token(token):
             return None  # any other byte string: 401 like an unknown token
         principal = self.cache.get(token)
         if principal is None:
@@ -104,11 +101,6 @@ class GatewayTokenVerifier:
         )
 
 
-def _client(scope: Scope) -> str:
-    client = scope.get("client")
-    return str(client[0]) if client else "unknown"
-
-
 def _has_authorization(scope: Scope) -> bool:
     return any(key == b"authorization" for key, _ in scope.get("headers", ()))
 
@@ -130,6 +122,7 @@ class _Require(RequireAuthMiddleware):
         *,
         services: Services,
         limits: Limits,
+        clients: ClientAddress,
         route: str,
         resource_metadata_url: str | None,
     ) -> None:
@@ -142,17 +135,20 @@ class _Require(RequireAuthMiddleware):
         )
         self.services = services
         self.limits = limits
+        self.clients = clients
         self.route = route
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        client = _client(scope)
-        try:
-            self.limits.auth_failures.check(client)
-        except RateLimitedError as exc:
-            await _too_many(exc)(scope, receive, send)
-            return
         user = scope.get("user")
         if not isinstance(user, AuthenticatedUser) or not isinstance(user.access_token, OpsAccess):
+            # The token was checked first: a valid one is never refused for other callers'
+            # failures from its address; a failure is a 429 once the address failed too often.
+            client = self.clients.of(scope)
+            try:
+                self.limits.auth_failures.check(client)
+            except RateLimitedError as exc:
+                await _too_many(exc)(scope, receive, send)
+                return
             await self._refuse(scope, client)
             await super().__call__(scope, receive, send)  # the SDK's 401 and its header
             return
@@ -196,6 +192,7 @@ class RemoteMcp:
         *,
         limits: Limits,
         cache: AuthCache,
+        clients: ClientAddress,
         oauth: OAuthConfig,
     ) -> None:
         from mcp_server.server import http_session_manager
@@ -210,6 +207,7 @@ class RemoteMcp:
                 self._manager.handle_request,
                 services=services,
                 limits=limits,
+                clients=clients,
                 route=path,
                 resource_metadata_url=oauth.resource_metadata_url if with_oauth else None,
             )

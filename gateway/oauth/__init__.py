@@ -29,13 +29,21 @@ def install_oauth(app: FastAPI, settings: Settings, services: Services) -> Remot
 
     config = OAuthConfig.from_settings(settings)
     limits = app.state.limits
-    remote = RemoteMcp(settings, services, limits=limits, cache=app.state.auth_cache, oauth=config)
+    clients = app.state.client_address
+    remote = RemoteMcp(
+        settings,
+        services,
+        limits=limits,
+        cache=app.state.auth_cache,
+        clients=clients,
+        oauth=config,
+    )
     app.router.routes.extend(remote.routes)
     if config.enabled:
         from gateway.oauth.consent import consent_routes
         from gateway.oauth.routes import oauth_routes
 
-        app.router.routes.extend(oauth_routes(services, config, limits))
-        app.router.routes.extend(consent_routes(services, config, limits))
+        app.router.routes.extend(oauth_routes(services, config, limits, clients))
+        app.router.routes.extend(consent_routes(services, config, limits, clients))
     app.state.oauth = config
     return remote

@@ -31,6 +31,7 @@ from core.bootstrap import Services
 from core.errors import OpsError, RateLimitedError
 from core.models import Role
 from core.services.oauth import MAX_OAUTH_ROLE
+from gateway.clientaddr import ClientAddress
 from gateway.oauth.config import (
     CONSENT_PATH,
     SCOPE_AGENT,
@@ -103,10 +104,13 @@ def _offered_roles() -> list[Role]:
 
 
 class ConsentPage:
-    def __init__(self, services: Services, config: OAuthConfig, limits: Limits) -> None:
+    def __init__(
+        self, services: Services, config: OAuthConfig, limits: Limits, clients: ClientAddress
+    ) -> None:
         self.services = services
         self.config = config
         self.limits = limits
+        self.clients = clients
 
     async def _pending(self, data: Any) -> Pending:
         fields = {k: v for k in _FIELDS if isinstance(v := data.get(k), str) and v}
@@ -198,16 +202,16 @@ class ConsentPage:
         return await self._allow(request, pending, user, form.get("role"), cookie)
 
     async def _sign_in(self, request: Request, token: object) -> tuple[Principal | None, str]:
-        client = request.client.host if request.client else "unknown"
-        try:
-            self.limits.auth_failures.check(client)
-        except RateLimitedError as exc:
-            return None, exc.message
         principal = None
         if isinstance(token, str) and token.strip():
             principal = await run_in_threadpool(self.services.access.authenticate, token.strip())
         if principal is not None:
             return principal, ""
+        client = self.clients.of(request.scope)
+        try:
+            self.limits.auth_failures.check(client)
+        except RateLimitedError as exc:
+            return None, exc.message
         self.limits.auth_failures.record(client)
         await run_in_threadpool(
             functools.partial(
@@ -276,8 +280,10 @@ class ConsentPage:
         )
 
 
-def consent_routes(services: Services, config: OAuthConfig, limits: Limits) -> list[BaseRoute]:
-    page = ConsentPage(services, config, limits)
+def consent_routes(
+    services: Services, config: OAuthConfig, limits: Limits, clients: ClientAddress
+) -> list[BaseRoute]:
+    page = ConsentPage(services, config, limits, clients)
     return [
         Route(CONSENT_PATH, page.show, methods=["GET"]),
         Route(CONSENT_PATH, page.decide, methods=["POST"]),

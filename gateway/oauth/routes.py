@@ -31,6 +31,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from core.bootstrap import Services
 from core.errors import OpsError, RateLimitedError
 from core.storage.failures import as_storage_error
+from gateway.clientaddr import ClientAddress
 from gateway.oauth.clientauth import HashedSecretAuthenticator
 from gateway.oauth.config import OAUTH_PREFIX, OAuthConfig, supported_scopes
 from gateway.oauth.provider import OpsOAuthProvider, client_address
@@ -79,11 +80,6 @@ def resource_metadata(config: OAuthConfig) -> ProtectedResourceMetadata:
     )
 
 
-def _client(scope: Scope) -> str:
-    client = scope.get("client")
-    return str(client[0]) if client else "unknown"
-
-
 def _oauth_error(status: int, error: str, description: str, **headers: str) -> JSONResponse:
     return JSONResponse(
         {"error": error, "error_description": description},
@@ -101,17 +97,19 @@ class OAuthEndpoint:
         *,
         services: Services,
         limits: Limits,
+        clients: ClientAddress,
         name: str,
         registrations: RateLimiter | None = None,
     ) -> None:
         self.app = app
         self.services = services
         self.limits = limits
+        self.clients = clients
         self.name = name
         self.registrations = registrations
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        client = _client(scope)
+        client = self.clients.of(scope)
         try:
             self.limits.auth_failures.check(client)
             if self.registrations is not None and scope.get("method") == "POST":
@@ -203,12 +201,14 @@ def _cors(app: ASGIApp, methods: list[str]) -> ASGIApp:
     return CORSMiddleware(app=app, allow_origins="*", allow_methods=methods)
 
 
-def oauth_routes(services: Services, config: OAuthConfig, limits: Limits) -> list[BaseRoute]:
+def oauth_routes(
+    services: Services, config: OAuthConfig, limits: Limits, clients: ClientAddress
+) -> list[BaseRoute]:
     """Every route of the authorization server and the resource metadata of ``/mcp``."""
     assert config.auth is not None and config.auth.client_registration_options is not None
     provider = OpsOAuthProvider(services, config)
     authenticator = HashedSecretAuthenticator(provider)
-    wrap: Any = functools.partial(OAuthEndpoint, services=services, limits=limits)
+    wrap: Any = functools.partial(OAuthEndpoint, services=services, limits=limits, clients=clients)
     handlers = {
         "authorize": AuthorizationHandler(provider).handle,
         "token": TokenHandler(provider, authenticator).handle,
