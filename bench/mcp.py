@@ -5,7 +5,10 @@ Two ratios, in one run:
 - cold start: spawn until the ``initialize`` answer, ``ops-trigger mcp`` / minimal server
   (goal <= 1.25);
 - call latency: median ``get_approved`` round trip / median round trip of the minimal
-  server's one tool (goal <= 2.0).
+  server's one tool (goal <= 2.0);
+- remote (``bench/mcp_remote.py``): the same over the gateway's ``/mcp`` (Streamable HTTP)
+  against a minimal MCPServer over Streamable HTTP under the same uvicorn settings (goal
+  <= 2.0), and requests/s at 16 concurrent clients.
 
 Both servers run with this interpreter, with the same environment, alternately, so noise on
 the machine hits both alike. Usage: ``python bench/mcp.py [--starts N] [--calls N]``.
@@ -208,6 +211,10 @@ def main() -> None:
         with peer(minimal_argv, env) as server:
             server.initialize()
             minimal_calls = call_latencies(server, "echo", {"text": "hello"}, args.calls)
+        sys.path.insert(0, str(Path(__file__).parent))
+        from mcp_remote import remote_figures
+
+        remote = remote_figures(data_dir, approved_id, Path(tmp), args.calls)
 
     start_ops, start_min = statistics.median(ops_starts), statistics.median(minimal_starts)
     call_ops, call_min = statistics.median(ops_calls), statistics.median(minimal_calls)
@@ -219,6 +226,7 @@ def main() -> None:
         f"  tool call    get_approved    {call_ops * 1000:8.3f} ms   "
         f"minimal {call_min * 1000:8.3f} ms   ratio {call_ratio:.2f} (goal <= {GOAL_CALL})",
         f"  ({args.starts} cold starts and {args.calls} calls per server)",
+        *remote,
     ]
     sys.stdout.write("\n".join(lines) + "\n")
 

@@ -51,13 +51,19 @@ INSTRUCTIONS = (
 )
 
 _settings: Settings | None = None
+# Inside the gateway the store is already open: the file check below must not run there.
+# It reads the file with open()/close(), and closing any descriptor of a SQLite file drops
+# every POSIX lock this process holds on it, the gateway's own connections' included (then
+# another process may reset the WAL under them).
+_embedded = False
 _bus = InMemorySubscriptionBus()
 
 
 def configure(settings: Settings | None) -> None:
     """Set the settings the next server session uses (``main`` does; None: the environment)."""
-    global _settings
+    global _settings, _embedded
     _settings = settings
+    _embedded = False
 
 
 def http_session_manager(
@@ -68,7 +74,9 @@ def http_session_manager(
     authentication is the caller's (the gateway's)."""
     from mcp.server.transport_security import TransportSecuritySettings
 
+    global _embedded
     configure(settings)
+    _embedded = True
     # Every request carries a bearer token, which is what defeats DNS rebinding; the Host
     # of a reverse proxy is not known here.
     mcp.streamable_http_app(
@@ -83,7 +91,8 @@ async def lifespan(_server: MCPServer[AppContext]) -> AsyncIterator[AppContext]:
     """Open the store read-only, start the change feed, and close both at the end."""
     settings = _settings if _settings is not None else Settings()
     store = Store(settings)
-    store.check()
+    if not _embedded:
+        store.check()
     app = AppContext(settings=settings, store=store, feed=ChangeFeed(_bus))
     push_app(app)
     try:
