@@ -17,7 +17,6 @@ from mcp.shared.exceptions import MCPDeprecationWarning, MCPError
 from mcp_types import PromptReference, ResourceListChangedNotification
 
 from core.models import AuditEntry, DraftIn, Role
-from core.storage.engine import change_stamp
 from core.storage.tables import metadata
 from tests.integration.mcp.gate import gather_everything
 from tests.integration.mcp.seed import ADMIN, CANARY, OPERATOR
@@ -216,8 +215,7 @@ def _row_counts(live: Live) -> dict[str, int]:
 async def test_driving_every_surface_over_mcp_changes_nothing(live: Live) -> None:
     """Environment tokens are never touched (no last-used write): after the first request,
     nothing at all may be written while every surface is driven, on both endpoints."""
-    stamp = change_stamp(live.settings)
-    assert stamp is not None
+    stamp = live.services.changes.stamp
     for path in ENDPOINTS:
         async with mcp_client(live.url + path, live.token("actions")) as client:
             await client.list_tools()
