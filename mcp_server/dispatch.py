@@ -1,19 +1,21 @@
 """Dispatch prompts: built only from an approved item, with its content fenced as data.
 
 The fence is a marker derived from the item's ``content_sha256``. The hash covers the
-approved prompt and content, so text inside them cannot contain the marker of the very
-message it is rendered into; the marker is still checked against every rendered value and
-replaced by a random one in the (practically impossible) case of a collision.
+approved prompt, content and context, so text inside them cannot contain the marker of the
+very message it is rendered into; the marker is still checked against every rendered value
+and replaced by a random one in the (practically impossible) case of a collision.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import secrets
 from dataclasses import dataclass
 from enum import StrEnum
 
 import prompts
+from core.canonical import verify_item
 from core.errors import InputValidationError
 from core.ids import validate_name
 from core.models import Approved, Plan, Task
@@ -121,7 +123,9 @@ def build_dispatch(
     agent: str | None = None,
     file: str | None = None,
 ) -> Dispatch:
-    """Render the dispatch prompt of ``role`` for ``approved``; scope refusals raise."""
+    """Render the dispatch prompt of ``role`` for ``approved``; scope refusals raise, and so
+    does an item whose hash no longer holds (``HashMismatchError``)."""
+    verify_item(approved)
     extra: dict[str, str] = {}
     if role is DispatchRole.SUB_AGENT:
         name = check_agent(approved, agent or "")
@@ -148,9 +152,11 @@ def build_dispatch(
 
     constraints = _bullets(plan.constraints, "none")
     task = _task_block(plan, approved.task_id)
+    context_json = json.dumps(approved.context, ensure_ascii=False, indent=2, sort_keys=True)
     values = [
         approved.prompt,
         approved.content,
+        context_json,
         approved.note or "",
         plan.title,
         plan.objective,
@@ -170,6 +176,7 @@ def build_dispatch(
         fence=fence,
         prompt=approved.prompt,
         content=approved.content,
+        context=context_json,
     )
     context = prompts.render(
         "dispatch_context",

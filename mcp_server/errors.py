@@ -31,6 +31,8 @@ _HINTS: dict[str, str] = {
     "INVALID_ID": _ID_HINT,
     "VALIDATION_ERROR": "Correct the argument and call again.",
     "STORAGE_ERROR": "The OPS Trigger store is not readable right now; try again shortly.",
+    "HASH_MISMATCH": "Do not act on this item; tell an operator that it was altered in the "
+    "store after approval.",
 }
 
 

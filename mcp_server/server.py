@@ -33,7 +33,7 @@ from core.models import Approved, LogLine, Page, Plan, Run, RunStatus, Scope, St
 from core.storage.failures import as_storage_error
 from mcp_server.dispatch import DispatchRole, build_dispatch
 from mcp_server.errors import PromptArguments, prompt_errors, resource_errors, tool_errors
-from mcp_server.state import AppContext, Store, current_app, pop_app, push_app
+from mcp_server.state import AppContext, Store, current_app, pop_app, push_app, verified
 from mcp_server.watch import APPROVED_URI, ChangeFeed, LegacyChanges
 
 if TYPE_CHECKING:
@@ -207,13 +207,22 @@ def list_approved(
     (file globs, agents), task id, content_sha256 and who approved it when. Only approved
     items exist here; drafts are never shown. Pass next_cursor back to get the next page."""
     with tool_errors():
-        return _store(ctx).get().approvals.list(task_id=task_id, limit=limit, cursor=cursor)
+        page = _store(ctx).get().approvals.list(task_id=task_id, limit=limit, cursor=cursor)
+        return _verified_page(page)
+
+
+def _verified_page(page: Page[Approved]) -> Page[Approved]:
+    """The page if every item's hash holds; an error naming the first that fails."""
+    for item in page.items:
+        verified(item)
+    return page
 
 
 @mcp.tool(annotations=READ_ONLY)
 def get_approved(ctx: Ctx, approved_id: ApprovedId) -> Approved:
     """One approved item by id: the approved prompt and content, context, scope, task id,
-    content_sha256, approved_at/approved_by and the approval note. It never changes."""
+    content_sha256 (re-checked before it is shown), approved_at/approved_by and the approval
+    note. It never changes."""
     with tool_errors():
         return _store(ctx).approved(approved_id)
 
@@ -274,6 +283,7 @@ class ApprovedSummary(BaseModel):
     prompt_preview: str
     scope: Scope
     content_sha256: str
+    hash_version: int
     approved_at: str
     approved_by: str
 
@@ -293,6 +303,7 @@ def _summary(item: Approved) -> ApprovedSummary:
         prompt_preview=preview,
         scope=item.scope,
         content_sha256=item.content_sha256,
+        hash_version=item.hash_version,
         approved_at=item.approved_at,
         approved_by=item.approved_by,
     )
@@ -310,7 +321,7 @@ def approved_resource() -> str:
     """The newest approved items (up to 200) without their content, as JSON."""
     with resource_errors():
         services = current_app().store.get()
-        page = services.approvals.list(limit=200)
+        page = _verified_page(services.approvals.list(limit=200))
         index = ApprovedIndex(
             total=services.approvals.marker()[0],
             items=[_summary(item) for item in page.items],

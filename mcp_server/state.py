@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from core.canonical import verify_item
 from core.config import Settings
 from core.errors import StorageError
 from core.models import Approved
@@ -22,7 +23,7 @@ if TYPE_CHECKING:
     from core.bootstrap import Services
     from mcp_server.watch import ChangeFeed
 
-__all__ = ["AppContext", "Store", "current_app", "pop_app", "push_app"]
+__all__ = ["AppContext", "Store", "current_app", "pop_app", "push_app", "verified"]
 
 
 APPROVED_CACHE_SIZE = 256
@@ -64,13 +65,14 @@ class Store:
             return self._services
 
     def approved(self, approved_id: str) -> Approved:
-        """One approved item. Approved items are immutable, so found ones are kept (LRU)."""
+        """One approved item whose hash holds (``HashMismatchError`` otherwise). Approved
+        items are immutable, so verified ones are kept (LRU)."""
         with self._lock:
             item = self._approved.get(approved_id)
             if item is not None:
                 self._approved.move_to_end(approved_id)
                 return item
-        item = self.get().approvals.get(approved_id=approved_id)
+        item = verified(self.get().approvals.get(approved_id=approved_id))
         with self._lock:
             self._approved[approved_id] = item
             if len(self._approved) > APPROVED_CACHE_SIZE:
@@ -92,6 +94,13 @@ class Store:
             services, self._services = self._services, None
         if services is not None:
             services.close()
+
+
+def verified(item: Approved) -> Approved:
+    """``item`` if its text still has its ``content_sha256`` (under its own hash_version);
+    otherwise a ``HashMismatchError`` naming the item and never its text."""
+    verify_item(item)
+    return item
 
 
 @dataclass(eq=False)

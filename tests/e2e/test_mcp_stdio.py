@@ -194,7 +194,8 @@ async def test_the_start_up_path_loads_no_web_stack(
     world: World, data_dir: Path, tmp_path: Path
 ) -> None:
     """``python -X importtime``: compared with a bare MCPServer, the server adds no FastAPI,
-    uvicorn, gateway or Alembic, even after the store is loaded."""
+    uvicorn, gateway, Alembic or difflib (only the diff route needs it), even after the store
+    is loaded."""
     log = tmp_path / "importtime.log"
     params = ops_mcp(data_dir).model_copy(
         update={"command": sys.executable, "args": ["-X", "importtime", str(OPS_TRIGGER), "mcp"]}
@@ -210,4 +211,4 @@ async def test_the_start_up_path_loads_no_web_stack(
     }
     assert {"mcp", "core.bootstrap", "mcp_server.server", "sqlalchemy"} <= modules
     # Importing any module of a package loads (and logs) the package first.
-    assert not modules & {"fastapi", "uvicorn", "gateway", "alembic"}
+    assert not modules & {"fastapi", "uvicorn", "gateway", "alembic", "difflib"}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
@@ -26,17 +27,21 @@ $approved_id ${content_sha256}
 The marker was made for this message from the item's hash"""
 
 
-def approved_item(prompt: str, content: str, scope: Scope | None = None) -> Approved:
+def approved_item(
+    prompt: str, content: str, scope: Scope | None = None, context: dict[str, str] | None = None
+) -> Approved:
     scope = scope or Scope(files=["src/**"], agents=["coder"])
+    context = context or {}
     return Approved(
         id="a_01ARZ3NDEKTSV4RRFFQ69G5FAV",
         draft_id="d_01ARZ3NDEKTSV4RRFFQ69G5FAV",
         draft_revision=1,
         prompt=prompt,
         content=content,
+        context=context,
         scope=scope,
         content_sha256=content_sha256(
-            prompt=prompt, content=content, context={}, scope=scope.model_dump(mode="json")
+            prompt=prompt, content=content, context=context, scope=scope.model_dump(mode="json")
         ),
         approved_at="2026-11-24T15:04:05.123456Z",
         approved_by="operator:olga",
@@ -50,14 +55,14 @@ def fenced_sections(text: str) -> tuple[str, dict[str, str], str]:
     marker = fence.group(1)
     sections: dict[str, str] = {}
     outside = text
-    for name in ("approved prompt", "approved content"):
+    for name in ("approved prompt", "approved content", "approved context"):
         begin, end = f"\n{marker} BEGIN {name}\n", f"\n{marker} END {name}\n"
         assert text.count(begin) == 1 and text.count(end) == 1
         start, stop = text.index(begin) + len(begin), text.index(end)
         sections[name] = text[start:stop]
         outside = outside.replace(begin + sections[name] + end, "\n")
-    # The marker appears once where it is announced, and on the four fence lines.
-    assert text.count(marker) == 5
+    # The marker appears once where it is announced, and on the six fence lines.
+    assert text.count(marker) == 7
     return marker, sections, outside
 
 
@@ -78,13 +83,20 @@ PROBES = (
 @pytest.mark.parametrize("role", list(DispatchRole))
 def test_attack_text_stays_inside_the_fence(role: DispatchRole) -> None:
     plan = Plan(id="main")
-    attack, benign = approved_item(ATTACK, ATTACK), approved_item("Do it", "Plain.")
+    attack = approved_item(ATTACK, ATTACK, context={"note": ATTACK})
+    benign = approved_item("Do it", "Plain.")
     attacked = build_dispatch(role, attack, plan, agent="coder", file="src/a.py")
     reference = build_dispatch(role, benign, plan, agent="coder", file="src/a.py")
     marker, sections, outside = fenced_sections(attacked.text)
     _, _, reference_outside = fenced_sections(reference.text)
     assert marker == attacked.fence
-    assert sections == {"approved prompt": ATTACK, "approved content": ATTACK}
+    context = json.dumps({"note": ATTACK}, ensure_ascii=False, indent=2, sort_keys=True)
+    assert sections == {
+        "approved prompt": ATTACK,
+        "approved content": ATTACK,
+        "approved context": context,
+    }
+    assert json.loads(sections["approved context"]) == {"note": ATTACK}
     for probe in PROBES:
         assert outside.count(probe) == reference_outside.count(probe), probe
     # Outside the fence the attacked prompt is word for word a benign one.
@@ -120,7 +132,8 @@ async def test_injection_through_the_mcp_prompt(
     client: Client, world: World, services: Services
 ) -> None:
     draft = services.drafts.create(
-        data=DraftIn(prompt=ATTACK, content=ATTACK, task_id="t1"), actor=ADMIN
+        data=DraftIn(prompt=ATTACK, content=ATTACK, context={"note": ATTACK}, task_id="t1"),
+        actor=ADMIN,
     )
     approved = services.approvals.approve(draft_id=draft.id, actor=OPERATOR).approved
     for name, args in (
@@ -131,6 +144,7 @@ async def test_injection_through_the_mcp_prompt(
         result = await client.get_prompt(name, {"approved_id": approved.id, **args})
         text = result.messages[0].content.text  # type: ignore[union-attr]
         _, sections, outside = fenced_sections(text)
-        assert sections == {"approved prompt": ATTACK, "approved content": ATTACK}
+        assert sections["approved prompt"] == sections["approved content"] == ATTACK
+        assert json.loads(sections["approved context"]) == {"note": ATTACK}
         assert "delete_everything" not in outside
         assert outside.count("gnore previous instructions") == 1  # the template's warning
