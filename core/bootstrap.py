@@ -9,11 +9,13 @@ from sqlalchemy.engine import Engine
 
 from core.config import Settings
 from core.crypto import SecretBox
-from core.events import EventBus
+from core.eventhub import EventHub, bus_source, file_watch_source, push_source
+from core.events import EVENTS_COMMITTED, EventBus
 from core.provider import HttpxLlmProvider
 from core.services.access import AccessService
 from core.services.approvals import ApprovalService
 from core.services.drafts import DraftService
+from core.services.events import EventService
 from core.services.generation import GenerationService
 from core.services.maintenance import MaintenanceService
 from core.services.oauth import OAuthService
@@ -24,7 +26,7 @@ from core.storage.changes import StoreChanges, open_changes
 from core.storage.engine import make_engine, sqlite_path, truncate_wal
 from core.storage.sql import SqlUnitOfWork
 
-__all__ = ["Services", "build_services", "init_store"]
+__all__ = ["Services", "build_event_hub", "build_services", "init_store"]
 
 
 @dataclass
@@ -42,6 +44,7 @@ class Services:
     maintenance: MaintenanceService
     generation: GenerationService
     oauth: OAuthService
+    event_log: EventService
     read_only: bool = False
     extras: dict[str, object] = field(default_factory=dict)
     # Commits by any process (file stamp on SQLite, LISTEN/NOTIFY on PostgreSQL).
@@ -74,8 +77,8 @@ def build_services(
     if not read_only and migrate_schema:
         init_store(settings)
     engine = make_engine(settings, read_only=read_only)
-    uow = functools.partial(SqlUnitOfWork, engine)
     events = EventBus()
+    uow = functools.partial(SqlUnitOfWork, engine, on_events=events.committed)
     plan, drafts = PlanService(uow), DraftService(uow)
     provider = ProviderConfigService(uow, box)
     if box is not None:
@@ -101,6 +104,22 @@ def build_services(
             plan=plan, drafts=drafts, providers=provider, llm=HttpxLlmProvider()
         ),
         oauth=OAuthService(uow),
+        event_log=EventService(uow),
         read_only=read_only,
         changes=open_changes(settings.db_url, sqlite_path(settings)),
     )
+
+
+def build_event_hub(services: Services) -> EventHub:
+    """The process's one event-log reader, woken by this process's commits (the bus), by
+    any process's commits (the store's change feed: a SQLite file watch or PostgreSQL
+    ``NOTIFY``), and by a slow fallback poll."""
+    settings = services.settings
+    hub = EventHub(services.event_log, poll_s=settings.event_poll_s)
+    hub.add_source(bus_source(services.events.subscribe, EVENTS_COMMITTED))
+    changes = services.changes
+    if changes.push:
+        hub.add_source(push_source(changes.subscribe))
+    elif sqlite_path(settings) is not None:
+        hub.add_source(file_watch_source(changes.stamp, settings.event_watch_s))
+    return hub

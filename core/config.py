@@ -77,6 +77,12 @@ class Settings(BaseSettings):
     # On a graceful stop, runs in flight get this long to finish before they are handed back.
     worker_stop_grace_s: float = Field(default=10.0, ge=0)
 
+    # Event streams: keep-alive comment interval, the hub's fallback poll, and how often
+    # the SQLite files are looked at for commits by other processes.
+    event_keepalive_s: float = Field(default=15.0, gt=0)
+    event_poll_s: float = Field(default=1.0, gt=0)
+    event_watch_s: float = Field(default=0.02, gt=0)
+
     # MCP server: how often it looks for changes to the approved set.
     mcp_watch_s: float = Field(default=1.0, gt=0)
 

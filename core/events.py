@@ -1,5 +1,7 @@
-"""In-process notifications after commit (new run, cancel request), so the worker reacts
-at once instead of waiting for its cross-process poll."""
+"""In-process notifications after commit (new run, cancel request, new entries in the event
+log), so the worker and the event hub react at once instead of waiting for a poll.
+
+These are wake-ups only: the event log in the store is the truth (see ``core.eventlog``)."""
 
 from __future__ import annotations
 
@@ -7,15 +9,19 @@ import logging
 import threading
 from collections.abc import Callable
 
-__all__ = ["EventBus"]
+__all__ = ["EVENTS_COMMITTED", "EventBus"]
 
 log = logging.getLogger(__name__)
 
 Listener = Callable[[str, str], None]
 
+# Published after every commit that wrote to the event log.
+EVENTS_COMMITTED = "events.committed"
+
 
 class EventBus:
-    """Listeners get ``(event, target)``; ``event`` is ``run.created`` or ``run.cancel``."""
+    """Listeners get ``(event, target)``; ``event`` is ``run.created``, ``run.cancel`` or
+    ``events.committed``."""
 
     def __init__(self) -> None:
         self._listeners: list[Listener] = []
@@ -40,3 +46,7 @@ class EventBus:
                 listener(event, target)
             except Exception:  # a listener must never break the caller's use case
                 log.exception("event listener failed for %s %s", event, target)
+
+    def committed(self) -> None:
+        """Called by the unit of work after a commit that wrote events."""
+        self.publish(EVENTS_COMMITTED, "")

@@ -32,6 +32,9 @@ __all__ = [
     "DraftStatus",
     "DraftView",
     "FieldChange",
+    "EVENT_TYPES",
+    "Event",
+    "EventType",
     "Generation",
     "GenerateIn",
     "LogLine",
@@ -336,6 +339,34 @@ class Run(_Out):
     cancel_requested: bool = False
 
 
+class EventType(StrEnum):
+    """The kinds of change the event log records (SPEC section 15)."""
+
+    PLAN_UPDATED = "plan.updated"
+    DRAFT_CREATED = "draft.created"
+    DRAFT_UPDATED = "draft.updated"
+    DRAFT_APPROVED = "draft.approved"
+    DRAFT_REJECTED = "draft.rejected"
+    RUN_CREATED = "run.created"
+    RUN_STARTED = "run.started"
+    RUN_LOG = "run.log"
+    RUN_FINISHED = "run.finished"
+    CONFIG_UPDATED = "config.updated"
+
+
+EVENT_TYPES: tuple[str, ...] = tuple(t.value for t in EventType)
+
+
+class Event(_Out):
+    """One committed change: ids, statuses, revisions and hashes; never content or secrets."""
+
+    seq: int
+    ts: str
+    type: str
+    subject: str
+    data: dict[str, Any] = {}
+
+
 class ApproveResult(_Out):
     approved: Approved
     run: Run | None = None
@@ -363,6 +394,7 @@ class Config(_Out):
     max_concurrent_runs: Annotated[int, Field(ge=1, le=256)] = 4
     run_timeout_s: Annotated[int, Field(ge=1, le=86_400)] = 300
     max_attempts: Annotated[int, Field(ge=1, le=20)] = 2
+    event_ttl_days: Annotated[int, Field(ge=1, le=36_500)] = 7
     draft_ttl_days: Annotated[int, Field(ge=1, le=36_500)] = 7
     run_ttl_days: Annotated[int, Field(ge=1, le=36_500)] = 30
 
@@ -376,6 +408,7 @@ class ConfigPatch(_In):
     max_concurrent_runs: Annotated[int, Field(ge=1, le=256)] | None = None
     run_timeout_s: Annotated[int, Field(ge=1, le=86_400)] | None = None
     max_attempts: Annotated[int, Field(ge=1, le=20)] | None = None
+    event_ttl_days: Annotated[int, Field(ge=1, le=36_500)] | None = None
     draft_ttl_days: Annotated[int, Field(ge=1, le=36_500)] | None = None
     run_ttl_days: Annotated[int, Field(ge=1, le=36_500)] | None = None
 

@@ -26,6 +26,7 @@ class UnitOfWork(Protocol):
     workers: Any
     revisions: Any
     oauth: Any
+    events: Any
 
     def commit(self) -> None: ...
 

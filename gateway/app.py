@@ -14,7 +14,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.middleware.cors import CORSMiddleware
 
 from core import __version__
-from core.bootstrap import Services, build_services
+from core.bootstrap import Services, build_event_hub, build_services
 from core.config import Settings
 from core.services.access import check_env_tokens
 from gateway.authcache import AuthCache
@@ -82,8 +82,11 @@ def create_app(
     owned = services is None
     built = services if services is not None else build_services(settings)
 
+    hub = build_event_hub(built)
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        reader = asyncio.create_task(hub.run(), name="ops-event-hub")
         try:
             # First start with no token at all: core writes tokens/<role>.token and logs
             # the paths (never the values).
@@ -95,6 +98,9 @@ def create_app(
                 else:
                     yield
         finally:
+            hub.close()
+            reader.cancel()
+            await asyncio.gather(reader, return_exceptions=True)
             # The provider's pooled connections belong to this event loop.
             await built.generation.aclose()
             if owned:
@@ -111,6 +117,7 @@ def create_app(
         redirect_slashes=False,
     )
     app.state.services = built
+    app.state.event_hub = hub
     app.state.settings = settings
     app.state.limits = Limits.from_settings(settings)
     app.state.auth_cache = AuthCache(stamp=built.changes.stamp)

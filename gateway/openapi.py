@@ -29,6 +29,18 @@ MAX_PARAMETER_DESCRIPTION = 700
 OPS_PREFIX = "/ops"
 _REF = "#/components/schemas/"
 _HTTP_METHODS = ("get", "put", "post", "delete", "patch", "head", "options")
+# Server-Sent Events are no use to an Action (it wants one JSON answer): streaming-only
+# operations, and the parameters that turn a JSON route into a stream, are left out.
+_STREAM_MEDIA = "text/event-stream"
+_STREAM_PARAMETERS = frozenset({"follow", "Last-Event-ID"})
+
+
+def _json_success(operation: dict[str, Any]) -> bool:
+    return any(
+        "application/json" in (response.get("content") or {})
+        for status, response in operation.get("responses", {}).items()
+        if status.startswith("2")
+    )
 
 
 def full_openapi(app: FastAPI) -> dict[str, Any]:
@@ -151,9 +163,11 @@ def actions_openapi(
     paths: dict[str, Any] = {}
     for path, item in full.get("paths", {}).items():
         for method, source in item.items():
-            if (path, method) not in allowed:
+            if (path, method) not in allowed or not _json_success(source):
                 continue
             operation = copy.deepcopy(source)
+            for response in operation.get("responses", {}).values():
+                (response.get("content") or {}).pop(_STREAM_MEDIA, None)
             operation["summary"] = _clip(
                 operation.get("summary") or operation["operationId"], MAX_SUMMARY
             )
@@ -161,6 +175,8 @@ def actions_openapi(
                 operation["description"] = _clip(operation["description"], MAX_SUMMARY)
             parameters = []
             for parameter in operation.get("parameters", []):
+                if parameter.get("name") in _STREAM_PARAMETERS:
+                    continue
                 parameter = dict(parameter)
                 parameter["schema"] = _flat_schema(parameter.get("schema", {}), schemas)
                 description = parameter.get("description") or parameter["schema"].pop(

@@ -8,6 +8,7 @@ import logging
 import shlex
 import socket
 import sys
+from collections.abc import Callable
 
 import uvicorn
 
@@ -75,6 +76,19 @@ def banner(settings: Settings, *, url: str, with_worker: bool) -> str:
     return "\n".join(lines) + "\n"
 
 
+class _Server(uvicorn.Server):
+    """Ends the event streams first on shutdown: an open ``curl -N`` would otherwise hold
+    the graceful shutdown for its whole timeout."""
+
+    def __init__(self, config: uvicorn.Config, close_streams: Callable[[], None]) -> None:
+        super().__init__(config)
+        self._close_streams = close_streams
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        self._close_streams()
+        await super().shutdown(sockets)
+
+
 async def _announce(
     server: uvicorn.Server, settings: Settings, host: str, with_worker: bool
 ) -> None:
@@ -140,7 +154,8 @@ def serve(settings: Settings, *, host: str, port: int, with_worker: bool) -> Non
             proxy_headers=bool(proxies),
             forwarded_allow_ips=proxies or "",
         )
-        asyncio.run(_run(uvicorn.Server(config), settings, host, with_worker, sock))
+        server = _Server(config, app.state.event_hub.close)
+        asyncio.run(_run(server, settings, host, with_worker, sock))
     finally:
         sock.close()
         services.close()

@@ -6,9 +6,10 @@ from core import audit
 from core.auth import Principal
 from core.canonical import HASH_VERSION
 from core.errors import ConflictStateError, ForbiddenRoleError, RevisionMismatchError
+from core.eventlog import emit
 from core.events import EventBus
 from core.ids import IdKind, new_id, validate_id, validate_name
-from core.models import Approved, ApproveResult, Draft, DraftStatus, Page, Run, Scope
+from core.models import Approved, ApproveResult, Draft, DraftStatus, EventType, Page, Run, Scope
 from core.pagination import check_limit, decode_cursor, encode_cursor
 from core.ports import UnitOfWork, UowFactory
 from core.review import draft_sha256, effective_scope
@@ -165,6 +166,18 @@ class ApprovalService(Service):
                 "content_sha256": approved.content_sha256,
                 "hash_version": approved.hash_version,
             },
+        )
+        emit(
+            uow,
+            EventType.DRAFT_APPROVED,
+            draft.id,
+            draft_id=draft.id,
+            approved_id=approved.id,
+            status=DraftStatus.APPROVED.value,
+            revision=draft.revision,
+            content_sha256=approved.content_sha256,
+            task_id=draft.task_id,
+            actor=actor.actor,
         )
         return approved
 

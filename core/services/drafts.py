@@ -11,6 +11,7 @@ from typing import Any
 from core import audit
 from core.auth import Principal
 from core.errors import ConflictStateError, NotFoundError, RevisionMismatchError
+from core.eventlog import emit
 from core.ids import IdKind, new_id, validate_id, validate_name
 from core.models import (
     Draft,
@@ -20,6 +21,7 @@ from core.models import (
     DraftRevision,
     DraftStatus,
     DraftView,
+    EventType,
     Generation,
     Page,
     Scope,
@@ -139,6 +141,16 @@ class DraftService(Service):
                 outcome="error" if error is not None else "ok",
                 detail=detail,
             )
+            emit(
+                uow,
+                EventType.DRAFT_CREATED,
+                draft.id,
+                draft_id=draft.id,
+                status=draft.status.value,
+                revision=1,
+                task_id=data.task_id,
+                actor=actor.actor,
+            )
             uow.commit()
         return draft_view(draft, plan)
 
@@ -193,6 +205,17 @@ class DraftService(Service):
                 target=draft_id,
                 detail={"revision": updated.revision, "fields": sorted(values)},
             )
+            emit(
+                uow,
+                EventType.DRAFT_UPDATED,
+                draft_id,
+                draft_id=draft_id,
+                status=updated.status.value,
+                revision=updated.revision,
+                fields=sorted(values),
+                task_id=updated.task_id,
+                actor=actor.actor,
+            )
             uow.commit()
         return draft_view(updated, plan)
 
@@ -215,6 +238,16 @@ class DraftService(Service):
                 action="draft.reject",
                 target=draft_id,
                 detail={"revision": draft.revision},
+            )
+            emit(
+                uow,
+                EventType.DRAFT_REJECTED,
+                draft_id,
+                draft_id=draft_id,
+                status=updated.status.value,
+                revision=draft.revision,
+                task_id=draft.task_id,
+                actor=actor.actor,
             )
             shown = views(uow, [updated])[0]
             uow.commit()

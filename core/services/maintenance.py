@@ -21,6 +21,7 @@ class CleanupResult:
     drafts: int
     runs: int
     idempotency_keys: int
+    events: int = 0
 
 
 class MaintenanceService(Service):
@@ -64,8 +65,8 @@ class MaintenanceService(Service):
             return verify_rows(uow.audit.iter_all(), expect_head=expect_head)
 
     def cleanup(self, *, actor: str = "system:cleanup") -> CleanupResult:
-        """Delete rejected/error drafts after ``draft_ttl_days`` and terminal runs after
-        ``run_ttl_days``; approved items are kept."""
+        """Delete rejected/error drafts after ``draft_ttl_days``, terminal runs after
+        ``run_ttl_days`` and events after ``event_ttl_days``; approved items are kept."""
         with self._uow(write=True) as uow:
             config = load_config(uow)
             drafts = uow.drafts.delete_stale(
@@ -74,6 +75,7 @@ class MaintenanceService(Service):
             )
             runs = uow.runs.delete_finished(before=ts_after(-config.run_ttl_days * 86_400))
             keys = uow.idempotency.purge(before=ts_after(-24 * 3600))
+            events = uow.events.delete_before(ts_after(-config.event_ttl_days * 86_400))
             uow.workers.purge(before=ts_after(-86_400))
             if drafts or runs:
                 audit.record(
@@ -84,4 +86,4 @@ class MaintenanceService(Service):
                     detail={"drafts": drafts, "runs": runs},
                 )
             uow.commit()
-        return CleanupResult(drafts=drafts, runs=runs, idempotency_keys=keys)
+        return CleanupResult(drafts=drafts, runs=runs, idempotency_keys=keys, events=events)

@@ -5,7 +5,8 @@ from __future__ import annotations
 from core import audit
 from core.auth import Principal
 from core.errors import InputValidationError, RevisionMismatchError
-from core.models import Plan, PlanIn, Task
+from core.eventlog import emit
+from core.models import EventType, Plan, PlanIn, Task
 from core.services.base import PLAN_ID, Service, load_plan
 from core.timeutil import now_ts
 
@@ -88,6 +89,14 @@ class PlanService(Service):
                 action="plan.update",
                 target=PLAN_ID,
                 detail={"revision": plan.revision, "tasks": len(plan.tasks)},
+            )
+            emit(
+                uow,
+                EventType.PLAN_UPDATED,
+                PLAN_ID,
+                revision=plan.revision,
+                tasks=len(plan.tasks),
+                actor=actor.actor,
             )
             uow.commit()
             return plan

@@ -10,20 +10,43 @@ from core import audit
 from core.auth import Principal
 from core.canonical import sha256_hex
 from core.errors import ConflictStateError, InputValidationError, RunAlreadyActiveError
+from core.eventlog import emit
 from core.events import EventBus
 from core.ids import IdKind, new_id, validate_id
-from core.models import Approved, LogLine, LogPage, Page, Run, RunStatus
+from core.models import Approved, EventType, LogLine, LogPage, Page, Run, RunStatus
 from core.pagination import MAX_SEQ, check_limit, decode_cursor, encode_cursor
 from core.ports import UnitOfWork, UowFactory
 from core.services.base import Service, load_config, require
 from core.storage.sql import is_unique_violation
 from core.timeutil import now_ts, ts_after
 
-__all__ = ["Claim", "RunService", "insert_run"]
+__all__ = ["Claim", "RunService", "append_log_in", "finished_in", "insert_run"]
 
 IDEMPOTENCY_TTL_S = 24 * 3600
 MAX_LOG_PAGE = 1000
 MAX_LOG_MSG = 8000
+
+
+def append_log_in(uow: UnitOfWork, run_id: str, *, ts: str, level: str, msg: str) -> int:
+    """Append a log line and its ``run.log`` event inside the caller's transaction."""
+    seq: int = uow.logs.append(run_id, ts=ts, level=level, msg=msg)
+    emit(uow, EventType.RUN_LOG, run_id, run_id=run_id, seq=seq, ts=ts, level=level, msg=msg)
+    return seq
+
+
+def finished_in(uow: UnitOfWork, run_id: str) -> None:
+    """The ``run.finished`` event of a run that just reached a terminal status."""
+    run: Run = uow.runs.get(run_id)
+    emit(
+        uow,
+        EventType.RUN_FINISHED,
+        run_id,
+        run_id=run_id,
+        approved_id=run.approved_id,
+        status=run.status.value,
+        attempt=run.attempt,
+        executor=run.executor,
+    )
 
 
 def insert_run(uow: UnitOfWork, *, approved: Approved, actor: Principal) -> Run:
@@ -50,6 +73,18 @@ def insert_run(uow: UnitOfWork, *, approved: Approved, actor: Principal) -> Run:
         action="run.create",
         target=run.id,
         detail={"approved_id": approved.id},
+    )
+    emit(
+        uow,
+        EventType.RUN_CREATED,
+        run.id,
+        run_id=run.id,
+        approved_id=approved.id,
+        status=run.status.value,
+        content_sha256=run.content_sha256,
+        executor=run.executor,
+        attempt=run.attempt,
+        actor=actor.actor,
     )
     return run
 
@@ -84,8 +119,18 @@ def _claim_in(
         return None
     run: Run = uow.runs.get(run_id)
     approved: Approved = uow.approved.get(run.approved_id)
-    uow.logs.append(
-        run_id, ts=now, level="info", msg=f"attempt {run.attempt} started by {worker_id}"
+    emit(
+        uow,
+        EventType.RUN_STARTED,
+        run_id,
+        run_id=run_id,
+        approved_id=run.approved_id,
+        status=run.status.value,
+        attempt=run.attempt,
+        worker=worker_id,
+    )
+    append_log_in(
+        uow, run_id, ts=now, level="info", msg=f"attempt {run.attempt} started by {worker_id}"
     )
     audit.record(
         uow.audit,
@@ -213,7 +258,11 @@ class RunService(Service):
                 )
             else:
                 uow.runs.set(run_id, only_status=(RunStatus.RUNNING.value,), cancel_requested=True)
-            uow.logs.append(run_id, ts=now, level="info", msg=f"cancel requested by {actor.actor}")
+            append_log_in(
+                uow, run_id, ts=now, level="info", msg=f"cancel requested by {actor.actor}"
+            )
+            if run.status is RunStatus.PENDING:
+                finished_in(uow, run_id)
             audit.record(
                 uow.audit,
                 actor=actor.actor,
@@ -264,7 +313,7 @@ class RunService(Service):
 
     def append_log(self, *, run_id: str, level: str, msg: str) -> int:
         with self._uow(write=True) as uow:
-            seq: int = uow.logs.append(run_id, ts=now_ts(), level=level, msg=msg[:MAX_LOG_MSG])
+            seq = append_log_in(uow, run_id, ts=now_ts(), level=level, msg=msg[:MAX_LOG_MSG])
             uow.commit()
         return seq
 
@@ -320,7 +369,9 @@ class RunService(Service):
             )
             if ours:
                 if log:
-                    uow.logs.append(run_id, ts=now, level="error" if error else "info", msg=log)
+                    level = "error" if error else "info"
+                    append_log_in(uow, run_id, ts=now, level=level, msg=log)
+                finished_in(uow, run_id)
                 audit.record(
                     uow.audit,
                     actor=f"system:{worker_id}",
@@ -363,7 +414,9 @@ class RunService(Service):
                 uow.runs.set(
                     run_id, only_status=(RunStatus.RUNNING.value,), status=status.value, **values
                 )
-                uow.logs.append(run_id, ts=now, level="warning", msg=msg)
+                append_log_in(uow, run_id, ts=now, level="warning", msg=msg)
+                if status.terminal:
+                    finished_in(uow, run_id)
                 audit.record(
                     uow.audit,
                     actor="system:worker",

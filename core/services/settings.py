@@ -9,9 +9,11 @@ from core import audit
 from core.auth import Principal
 from core.crypto import SecretBox, SecretKeyMismatchError
 from core.errors import InputValidationError, StorageError
+from core.eventlog import emit
 from core.models import (
     Config,
     ConfigPatch,
+    EventType,
     ProviderConfig,
     ProviderConfigIn,
     ProviderConfigView,
@@ -46,6 +48,7 @@ class ConfigService(Service):
                 target="config",
                 detail={"changed": changes},
             )
+            emit(uow, EventType.CONFIG_UPDATED, "config", changed=changes, actor=actor.actor)
             uow.commit()
         return config
 

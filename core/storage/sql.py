@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from types import TracebackType
 
 import sqlalchemy as sa
@@ -20,6 +21,7 @@ from core.storage.gate import write_gate
 from core.storage.postgres import notify_change, take_write_lock
 from core.storage.repos.access import AuditRepo, TokenRepo
 from core.storage.repos.content import ApprovedRepo, DraftRepo, KvRepo, PlanRepo
+from core.storage.repos.events import EventRepo
 from core.storage.repos.oauth import OAuthRepo
 from core.storage.repos.revisions import RevisionRepo
 from core.storage.repos.runs import IdempotencyRepo, LogRepo, RunRepo, WorkerRepo
@@ -58,11 +60,19 @@ class SqlUnitOfWork:
     workers: WorkerRepo
     revisions: RevisionRepo
     oauth: OAuthRepo
+    events: EventRepo
 
-    def __init__(self, engine: Engine, *, write: bool = False) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        write: bool = False,
+        on_events: Callable[[], None] | None = None,
+    ) -> None:
         self._engine = engine
         self._write = write
         self._postgres = engine.dialect.name == "postgresql"
+        self._on_events = on_events
         self._conn: Connection | None = None
         self._gate = write_gate(engine) if write else None
 
@@ -90,6 +100,7 @@ class SqlUnitOfWork:
         self.workers = WorkerRepo(conn)
         self.revisions = RevisionRepo(conn)
         self.oauth = OAuthRepo(conn)
+        self.events = EventRepo(conn)
         return self
 
     def _open(self) -> Connection:
@@ -128,6 +139,15 @@ class SqlUnitOfWork:
             if not _is_store_failure(exc):
                 raise
             raise _storage_error(exc) from None
+        if self.events.written:
+            self.events.written = False
+            if self._on_events is not None:
+                # Tell this process's listeners at once (other processes see the files or a
+                # NOTIFY); a failing listener must not turn a committed change into an error.
+                try:
+                    self._on_events()
+                except Exception:
+                    log.exception("event listener failed after commit")
 
     def __exit__(
         self,

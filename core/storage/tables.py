@@ -9,6 +9,7 @@ __all__ = [
     "audit",
     "draft_revisions",
     "drafts",
+    "events",
     "idempotency",
     "kv",
     "metadata",
@@ -273,4 +274,20 @@ oauth_tokens = sa.Table(
     # A refresh token is used once: rotation marks it, and presenting it again revokes the grant.
     sa.Column("used_at", sa.String(40)),
     sa.Index("ix_oauth_tokens_grant", "grant_name"),
+)
+
+
+# The outbox of SPEC section 15: written in the transaction of each change. AUTOINCREMENT
+# on SQLite: a seq is never reused, even after cleanup empties the table (clients resume
+# from the last seq they saw).
+events = sa.Table(
+    "events",
+    metadata,
+    _seq(),
+    sa.Column("ts", sa.String(40), nullable=False),
+    sa.Column("type", sa.String(32), nullable=False),
+    sa.Column("subject", sa.String(200), nullable=False),
+    sa.Column("data", sa.JSON, nullable=False),
+    sa.Index("ix_events_ts", "ts"),
+    sqlite_autoincrement=True,
 )

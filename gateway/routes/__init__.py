@@ -10,6 +10,7 @@ from gateway.routes import (
     audit,
     config,
     drafts,
+    events,
     generate,
     meta,
     plan,
@@ -22,7 +23,7 @@ __all__ = ["include_routers"]
 
 # Errors any /ops operation can answer with.
 _COMMON = problem_responses(401, 403, 413, 422, 429, 503)
-_OPS = (status, plan, drafts, generate, approved, runs, provider, config, audit)
+_OPS = (status, plan, drafts, generate, approved, runs, provider, config, audit, events)
 
 
 def include_routers(app: FastAPI) -> None:

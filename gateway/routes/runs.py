@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Path, Query
+from fastapi import APIRouter, Header, Path, Query, Request
 from starlette.responses import Response
 
 from core.auth import Action, Principal
-from core.models import LogPage, Page, Run, RunCreateIn, RunStatus
+from core.logstream import follow_log
+from core.models import LogLine, LogPage, Page, Run, RunCreateIn, RunStatus
+from core.services.events import parse_after
 from gateway.deps import PrincipalDep, ServicesDep, require
 from gateway.problems import problem_responses
 from gateway.render import location, render
 from gateway.routes.params import Cursor, Limit
+from gateway.sse import KEEPALIVE, OPENED, event_stream, sse_message
 
 router = APIRouter(prefix="/ops/runs", tags=["runs"])
 
@@ -75,19 +79,48 @@ def get_run(id: RunId, principal: PrincipalDep, services: ServicesDep) -> Respon
     "/{id}/log",
     response_model=LogPage,
     summary="Read a run's log",
-    responses=problem_responses(404),
+    responses={
+        **problem_responses(404),
+        200: {"content": {"text/event-stream": {}}, "description": "With follow=true."},
+    },
 )
 def get_run_log(
     id: RunId,
+    request: Request,
     principal: PrincipalDep,
     services: ServicesDep,
     after: Annotated[
         int, Query(ge=0, description="Return lines after this seq (next_after of the last page).")
     ] = 0,
     limit: Annotated[int, Query(ge=1, le=1000, description="Lines per page, 1-1000.")] = 200,
+    follow: Annotated[
+        bool, Query(description="Stream the lines as Server-Sent Events until the run ends.")
+    ] = False,
+    last_event_id: Annotated[
+        str | None,
+        Header(alias="Last-Event-ID", max_length=40, description="With follow: resume here."),
+    ] = None,
 ) -> Response:
-    """Log lines in order, paged by sequence number."""
-    return render(services.runs.log(run_id=id, after=after, limit=limit))
+    """Log lines in order, paged by sequence number; with ``follow=true`` a stream of
+    ``run.log`` messages (``id:`` the line's seq) and a last ``run.finished``."""
+    if not follow:
+        return render(services.runs.log(run_id=id, after=after, limit=limit))
+    start = parse_after(last_event_id, after) or 0
+    services.runs.get(run_id=id)  # 404 before the stream starts
+    hub = request.app.state.event_hub
+    idle_s = request.app.state.settings.event_keepalive_s
+
+    async def chunks() -> AsyncIterator[str]:
+        yield OPENED
+        async for item in follow_log(hub, services.runs, run_id=id, after=start, idle_s=idle_s):
+            if item is None:
+                yield KEEPALIVE
+            elif isinstance(item, LogLine):
+                yield sse_message(event="run.log", data=item.model_dump(mode="json"), id=item.seq)
+            else:
+                yield sse_message(event="run.finished", data=item.model_dump(mode="json"))
+
+    return event_stream(chunks())
 
 
 @router.post(

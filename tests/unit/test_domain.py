@@ -187,6 +187,7 @@ def test_config_defaults_match_the_contract() -> None:
         "max_concurrent_runs": 4,
         "run_timeout_s": 300,
         "max_attempts": 2,
+        "event_ttl_days": 7,
         "draft_ttl_days": 7,
         "run_ttl_days": 30,
     }
