@@ -11,7 +11,8 @@ one-line ``detail``. Commands stay a few lines each and map that one error once.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import json as jsonlib
+from collections.abc import Iterator, Mapping
 from typing import Any
 from urllib.parse import quote
 
@@ -103,6 +104,47 @@ class OpsClient:
             reason = str(exc) or type(exc).__name__
             raise ApiError(CONNECTION_ERROR, f"cannot reach {self.url}: {reason}") from None
         return _decode(response)
+
+    def stream(
+        self,
+        path: str,
+        *,
+        params: Params | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> Iterator[dict[str, Any]]:
+        """Follow a Server-Sent Events answer: each message as ``{event, id, data}`` (data
+        decoded from JSON), until the gateway ends the stream; comment lines are skipped."""
+        query = {k: _param(v) for k, v in (params or {}).items() if v is not None}
+        wanted = {"Accept": "text/event-stream", **dict(headers or {})}
+        timeout = httpx.Timeout(self._http.timeout.connect, read=None)
+        try:
+            with self._http.stream(
+                "GET", path, params=query, headers=wanted, timeout=timeout
+            ) as response:
+                if not response.is_success:
+                    response.read()
+                    raise _problem(response)
+                message: dict[str, Any] = {}
+                for line in response.iter_lines():
+                    if line == "":
+                        if "data" in message:
+                            yield message
+                        message = {}
+                    elif line.startswith(":"):
+                        continue
+                    else:
+                        key, _, value = line.partition(":")
+                        value = value.removeprefix(" ")
+                        if key == "data":
+                            try:
+                                message["data"] = jsonlib.loads(value)
+                            except ValueError:
+                                raise ApiError(BAD_ANSWER, "the event stream is not JSON") from None
+                        elif key in ("event", "id"):
+                            message[key] = value
+        except httpx.TransportError as exc:
+            reason = str(exc) or type(exc).__name__
+            raise ApiError(CONNECTION_ERROR, f"lost the stream from {self.url}: {reason}") from None
 
 
 def segment(value: str) -> str:

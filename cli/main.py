@@ -37,6 +37,7 @@ _REMOTE = {
     "drafts": "cli.drafts:drafts",
     "approved": "cli.reads:approved",
     "runs": "cli.runs:runs",
+    "events": "cli.events:events",
 }
 
 

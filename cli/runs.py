@@ -1,7 +1,7 @@
 """Remote runs: ``runs list|show|log|watch|create|cancel``.
 
-``watch`` polls the log (``GET /ops/runs/{id}/log?after=``) and the run until the run ends,
-printing lines as they come; its exit status is the run's end (``done`` 0).
+``watch`` follows the log as Server-Sent Events (``GET /ops/runs/{id}/log?follow=true``)
+until the run ends, printing lines as they come; its exit status is the run's end (``done`` 0).
 """
 
 from __future__ import annotations
@@ -159,31 +159,35 @@ def _print_line(out: Console, line: dict[str, Any]) -> None:
 @remote_command
 @click.argument("run_id")
 @click.option("--interval", type=click.FloatRange(0.05, 60), default=0.5, show_default=True,
-              help="Seconds between polls.")  # fmt: skip
+              help="Seconds before reconnecting a stream the gateway closed.")  # fmt: skip
 @json_option
 def runs_watch(gateway: Gateway, run_id: str, interval: float, as_json: bool) -> None:
-    """Follow a run's log until it ends; exit 0 if it ends done."""
+    """Follow a run's log live until it ends (GET /ops/runs/{id}/log?follow=true); exit 0
+    if it ends done."""
     client = gateway.client
     run_path = f"/ops/runs/{segment(run_id)}"
     out = console()
+    run = client.get(run_path)
+    if not as_json:
+        click.echo(f"run {run.get('id')}: {run.get('status')}", err=True)
     seen: list[dict[str, Any]] = []
     after = 0
-    status = None
-    while True:
-        # The run is read before the log: every line written before it ended is then drained.
-        run = client.get(run_path)
-        if run.get("status") != status and not as_json:
-            status = run.get("status")
-            click.echo(f"run {run.get('id')}: {status}", err=True)
-        lines = _drain(client, f"{run_path}/log", after)
-        for line in lines:
-            after = max(after, int(line.get("seq", after)))
+    finished: dict[str, Any] | None = None
+    while finished is None:
+        # The stream ends after run.finished; if the gateway closes it earlier (a restart),
+        # reconnect from the last line seen.
+        for message in client.stream(f"{run_path}/log", params={"follow": True, "after": after}):
+            data = message["data"]
+            if message.get("event") == "run.finished":
+                finished = data
+                break
+            after = max(after, int(data.get("seq", after)))
+            seen.append(data)
             if not as_json:
-                _print_line(out, line)
-        seen.extend(lines)
-        if run.get("status") in TERMINAL:
-            break
-        time.sleep(interval)
+                _print_line(out, data)
+        if finished is None:
+            time.sleep(interval)
+    run = finished
     if as_json:
         emit_json({"run": run, "log": seen})
     else:

@@ -188,3 +188,29 @@ def test_200_idle_streams_then_one_event_reaches_all(
 
     subjects = asyncio.run(main())
     assert len(subjects) == count and len(set(subjects)) == 1 and subjects[0].startswith("d_")
+
+
+def test_the_events_command_prints_events_as_they_come(
+    base_url: str, services: Services, admin: Principal
+) -> None:
+    import os
+    import subprocess
+    import sys
+
+    first = services.drafts.create(data=DraftIn(prompt="before"), actor=admin)
+    command = [sys.executable, "-c", "from cli.main import main; main()", "events", "--json"]
+    command += ["--url", base_url, "--token", TOKENS["actions"], "--types", "draft.created"]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OPS_")}
+    with subprocess.Popen(command + ["--after", "0"], stdout=subprocess.PIPE, env=env) as child:
+        try:
+            assert child.stdout is not None
+            assert json.loads(child.stdout.readline())["subject"] == first.id
+            second = services.drafts.create(data=DraftIn(prompt="after"), actor=admin)
+            event = json.loads(child.stdout.readline())
+            assert event["subject"] == second.id and event["type"] == "draft.created"
+        finally:
+            child.terminate()
+    bad = subprocess.run(
+        command + ["--types", "nope"], capture_output=True, text=True, env=env, timeout=60
+    )
+    assert bad.returncode != 0 and "VALIDATION_ERROR" in bad.stderr
