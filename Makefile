@@ -40,6 +40,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/gateway.py
 	$(BIN)/python bench/runs.py
 	$(BIN)/python bench/mcp.py
+	$(BIN)/python bench/events.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -271,11 +271,18 @@ def file_watch_source(stamp: Callable[[], object], interval_s: float) -> WakeSou
 
     async def source(wake: Callable[[], None]) -> None:
         last = stamp()
+        settling = False
         while True:
             await asyncio.sleep(interval_s)
             current = stamp()
             if current != last:
                 last = current
+                settling = True
+                wake()
+            elif settling:
+                # The files change while a commit is being written, a moment before other
+                # connections can see it: look once more after it has settled.
+                settling = False
                 wake()
 
     return source
