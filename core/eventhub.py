@@ -140,9 +140,10 @@ class EventHub:
             self._loop = None
 
     def close(self) -> None:
-        """End every stream (on shutdown)."""
+        """End every stream, and ``run`` after its current read (on shutdown; on the loop)."""
         self._closed = True
         self._ready.set()
+        self._wake.set()
         for sub in self._subs:
             sub.queue.put_nowait(_CLOSED)
 

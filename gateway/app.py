@@ -37,6 +37,7 @@ log = logging.getLogger(__name__)
 
 # Beyond the worker's own grace period for runs in flight.
 WORKER_STOP_MARGIN_S = 5.0
+HUB_STOP_S = 5.0
 
 
 def _operation_id(route: APIRoute) -> str:
@@ -98,9 +99,16 @@ def create_app(
                 else:
                     yield
         finally:
+            # Not cancelled: a read in flight finishes and returns its connection before
+            # the store is closed.
             hub.close()
-            reader.cancel()
-            await asyncio.gather(reader, return_exceptions=True)
+            try:
+                await asyncio.wait_for(asyncio.shield(reader), timeout=HUB_STOP_S)
+            except TimeoutError:
+                reader.cancel()
+                await asyncio.gather(reader, return_exceptions=True)
+            except Exception:
+                log.exception("the event hub failed")
             # The provider's pooled connections belong to this event loop.
             await built.generation.aclose()
             if owned:
