@@ -4,6 +4,8 @@ Run as ``python -m tests.e2e.helpers_store MODE ...`` with ``OPS_DATA_DIR`` set:
 
 - ``approve DRAFT_ID START_FILE``: open the store, print ``ready``, wait until START_FILE
   exists, approve DRAFT_ID with auto_run, print one JSON line ``{approved_id, run_id}``.
+- ``approve-many DRAFT_ID START_FILE THREADS``: the same from THREADS threads at once, one
+  JSON line per thread.
 - ``stream``: print ``ready``, then create and approve drafts (auto_run) forever, printing each
   approved id only after its transaction has committed.
 
@@ -54,6 +56,42 @@ def approve_once(draft_id: str, start_file: Path) -> int:
         services.close()
 
 
+def approve_many(draft_id: str, start_file: Path, threads: int) -> int:
+    """``threads`` threads approve the same draft at once; one JSON line per thread."""
+    import threading
+
+    services = build_services(Settings())
+    actor = Principal(role=Role.OPERATOR, name=f"proc-{os.getpid()}")
+    lines: list[str] = []
+    lock = threading.Lock()
+
+    def one() -> None:
+        while not start_file.exists():
+            time.sleep(0.001)
+        try:
+            result = services.approvals.approve(draft_id=draft_id, actor=actor, auto_run=True)
+            line = json.dumps(
+                {"approved_id": result.approved.id, "run_id": result.run and result.run.id}
+            )
+        except OpsError as exc:
+            line = json.dumps({"error": f"{exc.code}: {exc.message}"})
+        with lock:
+            lines.append(line)
+
+    try:
+        workers = [threading.Thread(target=one) for _ in range(threads)]
+        for worker in workers:
+            worker.start()
+        _say("ready")
+        for worker in workers:
+            worker.join()
+        for line in lines:
+            _say(line)
+        return 0
+    finally:
+        services.close()
+
+
 def stream() -> int:
     """Create and approve drafts until killed; each id is printed after its commit."""
     services = build_services(Settings())
@@ -73,6 +111,8 @@ def stream() -> int:
 def main(argv: list[str]) -> int:
     if argv[:1] == ["approve"] and len(argv) == 3:
         return approve_once(argv[1], Path(argv[2]))
+    if argv[:1] == ["approve-many"] and len(argv) == 4:
+        return approve_many(argv[1], Path(argv[2]), int(argv[3]))
     if argv == ["stream"]:
         return stream()
     sys.stderr.write("usage: helpers_store approve DRAFT_ID START_FILE | stream\n")
