@@ -62,7 +62,7 @@ def _admin(url: sa.URL) -> psycopg.Connection[tuple[object, ...]]:
 def _count(services: Services, status: RunStatus) -> int:
     from core.storage.sql import SqlUnitOfWork
 
-    with SqlUnitOfWork(services.engine) as uow:
+    with SqlUnitOfWork(services._engine) as uow:
         return int(uow.runs.count_by_status().get(status.value, 0))
 
 

@@ -378,13 +378,9 @@ def secrets_new_key() -> None:
 @data_dir_option
 def secrets_rotate(data_dir: Path | None) -> None:
     """Re-encrypt every stored provider key under a new secret key."""
-    from core.services.keys import rotate_secret_key
-
     services = _open_services(data_dir)
     try:
-        outcome = rotate_secret_key(
-            services.provider, services.settings, services.engine, actor="cli:secrets"
-        )
+        outcome = services.secrets.rotate(actor="cli:secrets")
     finally:
         services.close()
     click.echo(outcome)
@@ -395,11 +391,9 @@ def secrets_rotate(data_dir: Path | None) -> None:
 @click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
 def export_cmd(data_dir: Path | None, directory: Path) -> None:
     """Write the legacy file layout (provider keys redacted) to DIRECTORY."""
-    from core.legacy import export_store
-
     services = _open_services(data_dir)
     try:
-        counts = export_store(services, directory)
+        counts = services.transfer.export_layout(directory=directory)
     finally:
         services.close()
     click.echo(f"Exported to {directory}: " + ", ".join(f"{n} {k}" for k, n in counts.items()))
@@ -416,12 +410,10 @@ def export_cmd(data_dir: Path | None, directory: Path) -> None:
 )
 def import_cmd(data_dir: Path | None, directory: Path, unhashed_as_drafts: bool) -> None:
     """Read a legacy file layout (also from older orchestrators) into the store."""
-    from core.legacy import import_store
-
     services = _open_services(data_dir)
     try:
-        counts = import_store(
-            services, directory, actor="cli:import", unhashed_as_drafts=unhashed_as_drafts
+        counts = services.transfer.import_layout(
+            directory=directory, actor="cli:import", unhashed_as_drafts=unhashed_as_drafts
         )
     finally:
         services.close()

@@ -17,6 +17,7 @@ from core.services.approvals import ApprovalService
 from core.services.drafts import DraftService
 from core.services.events import EventService
 from core.services.generation import GenerationService
+from core.services.keys import SecretKeyService
 from core.services.maintenance import MaintenanceService
 from core.services.oauth import OAuthService
 from core.services.plan import PlanService
@@ -25,6 +26,7 @@ from core.services.settings import ConfigService, ProviderConfigService
 from core.storage.changes import StoreChanges, open_changes
 from core.storage.engine import make_engine, sqlite_path, truncate_wal
 from core.storage.sql import SqlUnitOfWork
+from core.transfer import TransferService
 
 __all__ = ["Services", "build_event_hub", "build_services", "init_store"]
 
@@ -32,7 +34,8 @@ __all__ = ["Services", "build_event_hub", "build_services", "init_store"]
 @dataclass
 class Services:
     settings: Settings
-    engine: Engine
+    # Private: front doors reach the store through the services only.
+    _engine: Engine = field(repr=False)
     events: EventBus
     plan: PlanService
     drafts: DraftService
@@ -45,6 +48,8 @@ class Services:
     generation: GenerationService
     oauth: OAuthService
     event_log: EventService
+    transfer: TransferService
+    secrets: SecretKeyService
     read_only: bool = False
     extras: dict[str, object] = field(default_factory=dict)
     # Commits by any process (file stamp on SQLite, LISTEN/NOTIFY on PostgreSQL).
@@ -52,7 +57,7 @@ class Services:
 
     def close(self) -> None:
         self.changes.close()
-        self.engine.dispose()
+        self._engine.dispose()
 
 
 def init_store(settings: Settings) -> bool:
@@ -90,7 +95,7 @@ def build_services(
             raise
     return Services(
         settings=settings,
-        engine=engine,
+        _engine=engine,
         events=events,
         plan=plan,
         drafts=drafts,
@@ -105,6 +110,8 @@ def build_services(
         ),
         oauth=OAuthService(uow),
         event_log=EventService(uow),
+        transfer=TransferService(uow, provider),
+        secrets=SecretKeyService(provider, settings, functools.partial(truncate_wal, engine)),
         read_only=read_only,
         changes=open_changes(settings.db_url, sqlite_path(settings)),
     )

@@ -258,7 +258,7 @@ def test_gateways_and_workers_share_one_postgresql_store(
 def _lease_owner(services: Services, run_id: str) -> str | None:
     from core.storage.sql import SqlUnitOfWork
 
-    with SqlUnitOfWork(services.engine) as uow:
+    with SqlUnitOfWork(services._engine) as uow:
         owner, _ = uow.runs.lease(run_id)
     return owner
 
@@ -266,19 +266,19 @@ def _lease_owner(services: Services, run_id: str) -> str | None:
 def _count(services: Services, status: str) -> int:
     from core.storage.sql import SqlUnitOfWork
 
-    with SqlUnitOfWork(services.engine) as uow:
+    with SqlUnitOfWork(services._engine) as uow:
         return int(uow.runs.count_by_status().get(status, 0))
 
 
 def _all_runs(services: Services) -> list[object]:
     from core.storage.sql import SqlUnitOfWork
 
-    with SqlUnitOfWork(services.engine) as uow:
+    with SqlUnitOfWork(services._engine) as uow:
         return list(uow.runs.iter_all())
 
 
 def _count_approved(services: Services, draft_id: str) -> int:
     from core.storage.sql import SqlUnitOfWork
 
-    with SqlUnitOfWork(services.engine) as uow:
+    with SqlUnitOfWork(services._engine) as uow:
         return sum(1 for item in uow.approved.iter_all() if item.draft_id == draft_id)

@@ -20,7 +20,6 @@ from core.canonical import content_sha256, item_sha256, verify_item
 from core.config import Settings
 from core.errors import HashMismatchError, InputValidationError
 from core.ids import IdKind, new_id
-from core.legacy import export_store, import_store
 from core.models import DraftIn, RunStatus
 from core.storage import migrate
 from core.storage.engine import make_engine
@@ -216,13 +215,13 @@ def test_export_and_import_carry_hash_version(
     )
     item = services.approvals.approve(draft_id=draft.id, actor=operator).approved
     out = tmp_path / "export"
-    export_store(services, out)
+    services.transfer.export_layout(directory=out)
     written = json.loads((out / "approved" / f"{item.id}.json").read_text())
     assert written["hash_version"] == 2 and written["content_sha256"] == item.content_sha256
 
     target = build_services(Settings(data_dir=tmp_path / "target"))
     try:
-        import_store(target, out, actor="cli:import")
+        target.transfer.import_layout(directory=out, actor="cli:import")
         again = target.approvals.get(approved_id=item.id)
         assert (again.hash_version, again.content_sha256) == (2, item.content_sha256)
         assert item_sha256(again) == again.content_sha256
@@ -255,13 +254,13 @@ def test_import_refuses_a_wrong_or_unknown_hash_version(
     )
     item = services.approvals.approve(draft_id=draft.id, actor=operator).approved
     out = tmp_path / "export"
-    export_store(services, out)
+    services.transfer.export_layout(directory=out)
     path = out / "approved" / f"{item.id}.json"
     path.write_text(json.dumps(json.loads(path.read_text()) | change))
     target = build_services(Settings(data_dir=tmp_path / "target"))
     try:
         with pytest.raises(InputValidationError, match=message):
-            import_store(target, out, actor="cli:import")
+            target.transfer.import_layout(directory=out, actor="cli:import")
         assert target.approvals.list().items == [] and target.drafts.list().items == []
     finally:
         target.close()
@@ -285,7 +284,7 @@ def test_a_legacy_file_without_hash_version_is_version_1(
             }
         )
     )
-    import_store(services, tmp_path / "legacy", actor="cli:import")
+    services.transfer.import_layout(directory=tmp_path / "legacy", actor="cli:import")
     item = services.approvals.get(approved_id="a_1707000000000_aaaaaa")
     assert (item.hash_version, item.content_sha256) == (1, digest)
     verify_item(item)

@@ -40,7 +40,7 @@ def test_mcp_sessions_are_read_only(
     reader = build_services(settings, read_only=True)
     try:
         assert reader.drafts.get(draft_id=draft.id) == draft
-        with reader.engine.connect() as conn:
+        with reader._engine.connect() as conn:
             assert conn.exec_driver_sql("SHOW default_transaction_read_only").scalar() == "on"
             with pytest.raises(sa.exc.InternalError, match="read-only transaction"):
                 conn.exec_driver_sql("DELETE FROM drafts")
@@ -120,7 +120,7 @@ def test_a_killed_server_connection_is_replaced_on_the_next_unit_of_work(
 ) -> None:
     services.drafts.create(data=DraftIn(prompt="before"), actor=admin)
     database = sa.make_url(backend.url or "").database
-    with services.engine.connect() as conn:
+    with services._engine.connect() as conn:
         conn.exec_driver_sql(
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
             "WHERE datname = %s AND pid <> pg_backend_pid()",

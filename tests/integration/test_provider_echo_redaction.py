@@ -16,7 +16,6 @@ import pytest
 from core.auth import Principal
 from core.bootstrap import Services
 from core.errors import ProviderError
-from core.legacy import export_store
 from core.models import DraftIn, GenerateIn, ProviderConfigIn, ProviderEntryIn
 from core.provider import REDACTED, redact
 from tests.fake_llm import FakeLlm, FakeLlmServer, Receive, Scope, Send, _json, _read_body
@@ -120,7 +119,7 @@ def test_run_output_usage_log_and_audit_are_redacted(
     _assert_clean(json.dumps([line.model_dump() for line in lines]))
     audit = services.maintenance.audit_page(limit=200).items
     _assert_clean(json.dumps([entry.model_dump() for entry in audit]))
-    export_store(services, tmp_path / "export")
+    services.transfer.export_layout(directory=tmp_path / "export")
     for path in (tmp_path / "export").rglob("*.json"):
         _assert_clean(path.read_text())
 

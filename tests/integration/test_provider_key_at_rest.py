@@ -21,7 +21,6 @@ from core.bootstrap import Services, build_services
 from core.config import Settings
 from core.crypto import new_secret_key
 from core.errors import InputValidationError
-from core.legacy import export_store
 from core.models import DraftIn, ProviderConfigIn, ProviderEntryIn
 from core.services.base import PROVIDER_KEY
 from tests.fake_llm import FakeLlm, FakeLlmServer
@@ -75,7 +74,7 @@ def test_a_key_set_through_the_service_is_not_in_the_raw_store(
     raw = _raw_bytes(services.settings.data_dir)
     assert KEY.encode() not in raw
     assert KEY[-12:].encode() not in raw
-    with services.engine.connect() as conn:
+    with services._engine.connect() as conn:
         stored = conn.exec_driver_sql("SELECT value FROM kv WHERE key = ?", (PROVIDER_KEY,))
         text = str(stored.scalar())
     assert KEY not in text and "api_key_encrypted" in text
@@ -216,7 +215,7 @@ def test_export_keeps_redacting_encrypted_keys(
 ) -> None:
     _set_key(services, admin, provider.url)
     out = tmp_path / "export"
-    export_store(services, out)
+    services.transfer.export_layout(directory=out)
     text = (out / "provider.json").read_text()
     assert KEY not in text and "api_key_encrypted" not in text
     assert '"api_key_set": true' in text

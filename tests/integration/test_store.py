@@ -46,14 +46,14 @@ def test_connections_use_wal_foreign_keys_and_a_busy_timeout(settings: Settings)
 def test_a_unit_of_work_rolls_back_unless_committed(settings: Settings, admin: Principal) -> None:
     services = build_services(settings)
     try:
-        with SqlUnitOfWork(services.engine, write=True) as uow:
+        with SqlUnitOfWork(services._engine, write=True) as uow:
             uow.kv.put("probe", {"x": 1}, now="2026-01-01T00:00:00.000000Z")
-        with SqlUnitOfWork(services.engine) as uow:
+        with SqlUnitOfWork(services._engine) as uow:
             assert uow.kv.get("probe") is None
-        with SqlUnitOfWork(services.engine, write=True) as uow:
+        with SqlUnitOfWork(services._engine, write=True) as uow:
             uow.kv.put("probe", {"x": 2}, now="2026-01-01T00:00:00.000000Z")
             uow.commit()
-        with SqlUnitOfWork(services.engine) as uow:
+        with SqlUnitOfWork(services._engine) as uow:
             assert uow.kv.get("probe") == {"x": 2}
     finally:
         services.close()
@@ -88,7 +88,7 @@ def test_foreign_keys_are_enforced(settings: Settings) -> None:
     services = build_services(settings)
     try:
         with pytest.raises(sa.exc.IntegrityError, match="(?i)foreign key"):
-            with services.engine.connect() as conn:
+            with services._engine.connect() as conn:
                 conn.exec_driver_sql(
                     "INSERT INTO runs (id, approved_id, content_sha256, status, executor, attempt,"
                     " created_at, created_by, cancel_requested, log_seq) VALUES"

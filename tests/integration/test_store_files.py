@@ -40,7 +40,7 @@ def test_a_store_damaged_while_in_use_is_a_storage_error(
     services: Services, admin: Principal, data_dir: Path
 ) -> None:
     services.drafts.create(data=DraftIn(prompt="p"), actor=admin)
-    services.engine.dispose()  # no connection keeps the old file open
+    services._engine.dispose()  # no connection keeps the old file open
     for name in ("ops.db-wal", "ops.db-shm"):
         (data_dir / name).unlink(missing_ok=True)
     (data_dir / "ops.db").write_bytes(b"this is not a database" * 512)

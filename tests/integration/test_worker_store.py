@@ -21,14 +21,14 @@ pytestmark = pytest.mark.sqlite_only
 def test_writers_on_one_file_share_one_gate(services: Services, settings: Settings) -> None:
     other = build_services(settings)
     try:
-        gate = _write_gate(services.engine)
-        assert gate is not None and gate is _write_gate(other.engine)
+        gate = _write_gate(services._engine)
+        assert gate is not None and gate is _write_gate(other._engine)
     finally:
         other.close()
 
 
 def test_waiting_writers_are_served_in_arrival_order(services: Services) -> None:
-    gate = _write_gate(services.engine)
+    gate = _write_gate(services._engine)
     assert gate is not None
     order: list[str] = []
     gate.acquire()
@@ -57,7 +57,7 @@ def test_a_failed_transaction_start_frees_the_gate(
         raise sa.exc.OperationalError("connect", {}, Exception("unable to open database file"))
 
     with monkeypatch.context() as patch:
-        patch.setattr(services.engine, "connect", refuse)
+        patch.setattr(services._engine, "connect", refuse)
         with pytest.raises(StorageError):
             services.maintenance.cleanup()
     done = threading.Event()

@@ -12,7 +12,6 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from core.bootstrap import Services
-from core.legacy import export_store
 from gateway.deps import api_routes
 from tests.integration.gateway.helpers import approve, assert_problem, create_draft
 
@@ -108,7 +107,7 @@ def test_the_api_key_never_leaks(
     assert all(CANARY not in e.model_dump_json() for e in audit.items)
 
     export_dir = tmp_path / "export"
-    export_store(services, export_dir)
+    services.transfer.export_layout(directory=export_dir)
     files = [p for p in export_dir.rglob("*") if p.is_file()]
     assert any(p.name == "provider.json" for p in files)
     for path in files:

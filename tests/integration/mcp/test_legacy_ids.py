@@ -14,7 +14,6 @@ from mcp_types import PromptReference
 
 from core.bootstrap import Services
 from core.canonical import content_sha256
-from core.legacy import import_store
 from mcp_server.server import AppContext
 
 pytestmark = pytest.mark.anyio
@@ -64,7 +63,7 @@ async def test_legacy_ids_work_on_every_surface(
     server: MCPServer[AppContext], services: Services, tmp_path: Path
 ) -> None:
     write_legacy(tmp_path / "legacy")
-    import_store(services, tmp_path / "legacy", actor="cli:import")
+    services.transfer.import_layout(directory=tmp_path / "legacy", actor="cli:import")
     async with Client(server) as client:
         item = await client.call_tool("get_approved", {"approved_id": APPROVED})
         assert item.structured_content and item.structured_content["id"] == APPROVED

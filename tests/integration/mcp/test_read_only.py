@@ -49,7 +49,7 @@ async def test_every_write_through_the_servers_store_fails(client: Client, world
 
 
 async def test_a_raw_insert_on_the_servers_engine_fails(client: Client, world: World) -> None:
-    engine = current_app().store.get().engine
+    engine = current_app().store.get()._engine
     with engine.connect() as conn:
         for statement in (
             "INSERT INTO kv (key, value, updated_at, revision) VALUES ('x', '{}', 'now', 1)",

@@ -205,7 +205,7 @@ def _audit_tail(live: Live, limit: int) -> list[AuditEntry]:
 
 
 def _row_counts(live: Live) -> dict[str, int]:
-    with live.services.engine.connect() as conn:
+    with live.services._engine.connect() as conn:
         return {
             name: int(conn.execute(sa.select(sa.func.count()).select_from(table)).scalar() or 0)
             for name, table in metadata.tables.items()

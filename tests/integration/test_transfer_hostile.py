@@ -18,9 +18,8 @@ from core.bootstrap import Services, build_services
 from core.canonical import content_sha256
 from core.config import Settings
 from core.errors import InputValidationError
-from core.legacy import import_store
 from core.models import DraftStatus
-from tests.integration.test_legacy import _counts, _legacy_dir, _write
+from tests.integration.test_transfer import _counts, _legacy_dir, _write
 
 DRAFT = "d_1707000000000_aaaaaa"
 APPROVED = "a_1707000000000_aaaaaa"
@@ -40,7 +39,7 @@ def target(tmp_path: Path) -> Iterator[Services]:
 def _refused(target: Services, root: Path, *expected: str) -> str:
     before = _counts(target)
     with pytest.raises(InputValidationError) as info:
-        import_store(target, root, actor="cli:import")
+        target.transfer.import_layout(directory=root, actor="cli:import")
     message = info.value.message
     assert "\n" not in message
     for part in expected:
@@ -108,7 +107,9 @@ def test_with_unhashed_as_drafts_the_item_becomes_a_draft_to_review(
         {"id": APPROVED, "draft_id": DRAFT, "prompt": "p", "content": "c", "task_id": "t1"},
     )
     _write(root / "runs" / f"{RUN}.json", {"approved_id": APPROVED, "status": "done"})
-    counts = import_store(target, root, actor="cli:import", unhashed_as_drafts=True)
+    counts = target.transfer.import_layout(
+        directory=root, actor="cli:import", unhashed_as_drafts=True
+    )
     assert counts["approved"] == 0
     assert counts["drafts"] == 1
     assert counts["approved_unhashed_as_drafts"] == 1
@@ -129,7 +130,7 @@ def test_a_hashed_approved_item_still_imports(target: Services, tmp_path: Path) 
         root / "approved" / f"{APPROVED}.json",
         {"draft_id": DRAFT, "prompt": "p", "content": "c", "content_sha256": digest},
     )
-    assert import_store(target, root, actor="cli:import")["approved"] == 1
+    assert target.transfer.import_layout(directory=root, actor="cli:import")["approved"] == 1
 
 
 @pytest.mark.parametrize(

@@ -16,7 +16,6 @@ from core.bootstrap import Services, build_services
 from core.canonical import content_sha256
 from core.config import Settings
 from core.errors import InputValidationError, StorageError
-from core.legacy import export_store, import_store
 from core.models import (
     ConfigPatch,
     DraftIn,
@@ -102,7 +101,7 @@ def test_export_then_import_round_trips_the_store(
 ) -> None:
     ids = _populate(services, admin, operator)
     out = tmp_path / "export"
-    counts = export_store(services, out)
+    counts = services.transfer.export_layout(directory=out)
     assert counts == {
         "plan": 1,
         "drafts": 6,
@@ -126,7 +125,7 @@ def test_export_then_import_round_trips_the_store(
     assert provider_file["providers"]["main"]["api_key_set"] is True
     assert "api_key" not in provider_file["providers"]["main"]
 
-    imported = import_store(target, out, actor="cli:import")
+    imported = target.transfer.import_layout(directory=out, actor="cli:import")
     assert imported == {
         "plan": 1,
         "config": 1,
@@ -170,10 +169,10 @@ def test_importing_twice_skips_existing_items_and_says_so(
     services: Services, target: Services, admin: Principal, operator: Principal, tmp_path: Path
 ) -> None:
     _populate(services, admin, operator)
-    export_store(services, tmp_path / "export")
-    import_store(target, tmp_path / "export", actor="cli:import")
+    services.transfer.export_layout(directory=tmp_path / "export")
+    target.transfer.import_layout(directory=tmp_path / "export", actor="cli:import")
     before = _counts(target)
-    again = import_store(target, tmp_path / "export", actor="cli:import")
+    again = target.transfer.import_layout(directory=tmp_path / "export", actor="cli:import")
     assert again == {
         "plan": 0,
         "config": 0,
@@ -198,7 +197,7 @@ def test_export_refuses_a_non_empty_directory(services: Services, tmp_path: Path
     out.mkdir()
     (out / "keep.txt").write_text("mine")
     with pytest.raises(InputValidationError, match="not empty"):
-        export_store(services, out)
+        services.transfer.export_layout(directory=out)
     assert [p.name for p in out.iterdir()] == ["keep.txt"]
 
 
@@ -211,7 +210,7 @@ def test_export_never_uses_a_malformed_stored_id_as_a_file_name(
         conn.commit()
     out = tmp_path / "sub" / "export"
     with pytest.raises(StorageError, match="malformed drafts id"):
-        export_store(services, out)
+        services.transfer.export_layout(directory=out)
     assert not (tmp_path / "escaped.json").exists()
     assert not (tmp_path / "sub" / "escaped.json").exists()
     assert list((out / "drafts").iterdir()) == []
@@ -322,7 +321,7 @@ def test_what_the_next_cleanup_deletes_is_reported_and_nothing_else_goes(
         root / "runs" / "r_1707000007000_nofini.json",
         {"approved_id": ids["approved"], "status": "error", "created_at": 1707000007000},
     )
-    counts = import_store(target, root, actor="cli:import")
+    counts = target.transfer.import_layout(directory=root, actor="cli:import")
     assert counts["expire_at_next_cleanup_drafts"] == 1
     assert counts["expire_at_next_cleanup_runs"] == 2
     # A finished run always has finished_at: the file's latest time stands in for it.
@@ -343,7 +342,7 @@ def test_a_hand_written_legacy_directory_imports(
 ) -> None:
     root = tmp_path / "legacy"
     ids = _legacy_dir(root)
-    counts = import_store(target, root, actor="cli:import")
+    counts = target.transfer.import_layout(directory=root, actor="cli:import")
     assert counts == {
         "plan": 1,
         "config": 1,
@@ -418,7 +417,9 @@ def test_an_altered_approved_item_is_refused_and_nothing_written(
         version=1,
     )
     _write(path, data)
-    assert import_store(target, root, actor="cli:import")["approved"] == 1  # a true hash is fine
+    assert (
+        target.transfer.import_layout(directory=root, actor="cli:import")["approved"] == 1
+    )  # a true hash is fine
 
     fresh = tmp_path / "legacy2"
     _legacy_dir(fresh)
@@ -428,7 +429,7 @@ def test_an_altered_approved_item_is_refused_and_nothing_written(
     try:
         before = _counts(other)
         with pytest.raises(InputValidationError, match=f"approved/{ids['approved']}.json") as info:
-            import_store(other, fresh, actor="cli:import")
+            other.transfer.import_layout(directory=fresh, actor="cli:import")
         assert "content_sha256 does not match" in info.value.message
         assert _counts(other) == before
     finally:
@@ -563,7 +564,7 @@ def test_hostile_files_stop_the_import_naming_the_file(
         _write(path, data)
     before = _counts(target)
     with pytest.raises(InputValidationError) as info:
-        import_store(target, root, actor="cli:import")
+        target.transfer.import_layout(directory=root, actor="cli:import")
     assert info.value.code == "VALIDATION_ERROR"
     assert info.value.message.startswith(name), info.value.message
     assert message in info.value.message, info.value.message
@@ -577,15 +578,15 @@ def test_an_oversize_file_is_refused_before_it_is_read(target: Services, tmp_pat
     with open(path, "wb") as fh:
         fh.truncate(17 * 1024 * 1024)
     with pytest.raises(InputValidationError, match="runs/r_1707000000000_aaaaaa.json: larger"):
-        import_store(target, root, actor="cli:import")
+        target.transfer.import_layout(directory=root, actor="cli:import")
 
 
 def test_an_empty_or_foreign_directory_is_refused(target: Services, tmp_path: Path) -> None:
     (tmp_path / "empty").mkdir()
     with pytest.raises(InputValidationError, match="holds no legacy layout"):
-        import_store(target, tmp_path / "empty", actor="cli:import")
+        target.transfer.import_layout(directory=tmp_path / "empty", actor="cli:import")
     with pytest.raises(InputValidationError, match="is not a directory"):
-        import_store(target, tmp_path / "missing", actor="cli:import")
+        target.transfer.import_layout(directory=tmp_path / "missing", actor="cli:import")
     assert _counts(target)["audit"] == 0
 
 
@@ -606,7 +607,7 @@ def test_an_approved_item_for_a_draft_pending_in_the_store_is_refused(
         },
     )
     with pytest.raises(InputValidationError, match=f"draft {draft.id} is draft in the store"):
-        import_store(services, root, actor="cli:import")
+        services.transfer.import_layout(directory=root, actor="cli:import")
     assert services.drafts.get(draft_id=draft.id).status is DraftStatus.DRAFT
 
 
@@ -632,7 +633,7 @@ def test_a_true_hash_in_upper_case_is_accepted(target: Services, tmp_path: Path)
             "content_sha256": digest.upper(),
         },
     )
-    counts = import_store(target, root, actor="cli:import")
+    counts = target.transfer.import_layout(directory=root, actor="cli:import")
     assert (counts["approved"], counts["runs"]) == (1, 1)
     assert target.runs.get(run_id="r_1707000000000_aaaaaa").content_sha256 == digest
 
@@ -644,4 +645,4 @@ def test_an_absurd_numeric_timestamp_is_refused(target: Services, tmp_path: Path
         {"prompt": "p", "created_at": "1" * 40},
     )
     with pytest.raises(InputValidationError, match="created_at is not a timestamp"):
-        import_store(target, root, actor="cli:import")
+        target.transfer.import_layout(directory=root, actor="cli:import")

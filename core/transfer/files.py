@@ -1,0 +1,148 @@
+"""Reading the files of a legacy layout: no links followed, bounded sizes, strict JSON."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+from pydantic import ValidationError
+
+from core.errors import InputValidationError, OpsError
+from core.ids import IdKind
+from core.text import UNENCODABLE, find_unencodable
+
+__all__ = [
+    "MAX_FILE_BYTES",
+    "SUBDIRS",
+    "BadFile",
+    "first_error",
+    "item_files",
+    "label_of",
+    "load_json",
+    "no_link",
+    "parse_file",
+    "read_single",
+]
+
+T = TypeVar("T")
+
+MAX_FILE_BYTES = 16 * 1024 * 1024
+MAX_NUMBER_DIGITS = 20
+SUBDIRS = {IdKind.DRAFT: "drafts", IdKind.APPROVED: "approved", IdKind.RUN: "runs"}
+
+
+class BadFile(Exception):
+    """A problem with one field of one file; the caller adds the file name."""
+
+
+def label_of(root: Path, path: Path) -> str:
+    return path.relative_to(root).as_posix()
+
+
+def no_link(root: Path, path: Path) -> None:
+    """The import follows no symbolic link (not even a broken one): it names the path."""
+    if path.is_symlink():
+        label = label_of(root, path)
+        raise InputValidationError(
+            f"{label}: a symbolic link; the import follows no links (copy the file itself in)",
+            detail={"file": label},
+        )
+
+
+def item_files(root: Path, kind: IdKind) -> list[Path]:
+    """The ``.json`` files of one item folder, sorted by name (none if it is absent)."""
+    folder = root / SUBDIRS[kind]
+    no_link(root, folder)
+    if not folder.is_dir():
+        return []
+    try:
+        files = sorted(p for p in folder.iterdir() if p.name.endswith(".json"))
+    except OSError as exc:
+        raise InputValidationError(f"cannot list {folder}: {exc.strerror or exc}") from None
+    for path in files:
+        no_link(root, path)
+    return files
+
+
+def read_single(root: Path, name: str, parse: Callable[[dict[str, Any]], T]) -> T | None:
+    path = root / name
+    if not os.path.lexists(path):
+        return None
+    return parse_file(root, path, parse)
+
+
+def parse_file(root: Path, path: Path, parse: Callable[[dict[str, Any]], T]) -> T:
+    """``parse`` applied to the file's JSON object; any problem names the file."""
+    label = label_of(root, path)
+    no_link(root, path)
+    try:
+        return parse(load_json(path))
+    except BadFile as exc:
+        raise InputValidationError(f"{label}: {exc}", detail={"file": label}) from None
+    except ValidationError as exc:
+        raise InputValidationError(f"{label}: {first_error(exc)}", detail={"file": label}) from None
+    except OpsError as exc:
+        raise InputValidationError(f"{label}: {exc.message}", detail={"file": label}) from None
+
+
+def first_error(exc: ValidationError) -> str:
+    err = exc.errors()[0]
+    where = ".".join(str(part) for part in err.get("loc", ())) or "value"
+    return f"{where}: {err.get('msg', 'invalid value')}"
+
+
+def _reject_constant(name: str) -> Any:
+    raise BadFile(f"{name} is not valid JSON")
+
+
+def _bounded_int(text: str) -> int:
+    digits = len(text.lstrip("-"))
+    if digits > MAX_NUMBER_DIGITS:
+        raise BadFile(
+            f"a number with {digits} digits is out of range (at most {MAX_NUMBER_DIGITS})"
+        )
+    return int(text)
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise BadFile(f"the number {text[:40]} is out of range")
+    return value
+
+
+def load_json(path: Path) -> dict[str, Any]:
+    if path.is_symlink() or not path.is_file():
+        raise BadFile("not a regular file")
+    try:
+        # O_NOFOLLOW: a link swapped in after the check above is refused too.
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+        with os.fdopen(fd, "rb") as fh:
+            raw = fh.read(MAX_FILE_BYTES + 1)
+    except OSError as exc:
+        raise BadFile(f"cannot read: {exc.strerror or exc}") from None
+    if len(raw) > MAX_FILE_BYTES:
+        raise BadFile(f"larger than {MAX_FILE_BYTES // (1024 * 1024)} MiB")
+    try:
+        data = json.loads(
+            raw.decode("utf-8"),
+            parse_constant=_reject_constant,
+            parse_int=_bounded_int,
+            parse_float=_finite_float,
+        )
+    except UnicodeDecodeError:
+        raise BadFile("not UTF-8 text") from None
+    except json.JSONDecodeError as exc:
+        raise BadFile(f"not valid JSON ({exc.msg} at line {exc.lineno})") from None
+    except RecursionError:
+        raise BadFile("JSON nested too deeply") from None
+    if not isinstance(data, dict):
+        raise BadFile(f"expected a JSON object, got {type(data).__name__}")
+    where = find_unencodable(data)
+    if where is not None:
+        raise BadFile(f"{'.'.join(str(part) for part in where)} {UNENCODABLE}")
+    return data
