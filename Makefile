@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint check fmt bench clean
+.PHONY: run test lint check fmt bench clean browser screenshots
 
 SOURCES := core gateway mcp_server prompts cli tests bench
 TYPED   := core gateway mcp_server cli
@@ -20,15 +20,33 @@ run: $(STAMP)
 	$(BIN)/ops-trigger init
 	$(BIN)/ops-trigger serve
 
-test: $(STAMP)
+test: $(STAMP) browser
 	$(BIN)/python -m pytest
+
+# The console's browser tests drive Debian's Chromium (Playwright cannot download browsers
+# here). Installed with apt-get when missing, as root; elsewhere the tests say why they skip
+# (and fail under CI=true).
+browser:
+	@if [ ! -x /usr/bin/chromium ]; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "installing Debian chromium for the console's browser tests"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	      chromium chromium-driver >/dev/null; \
+	  elif [ "$$CI" = true ]; then \
+	    echo "CI: /usr/bin/chromium is missing and this user cannot install it" >&2; exit 1; \
+	  fi; \
+	fi
+
+# Refresh the console screenshots in docs/img from a browser test run.
+screenshots: $(STAMP) browser
+	CONSOLE_SCREENSHOTS=docs/img $(BIN)/python -m pytest -q tests/e2e/console
 
 lint: $(STAMP)
 	$(BIN)/ruff format --check $(SOURCES)
 	$(BIN)/ruff check $(SOURCES)
 	$(BIN)/mypy --strict $(TYPED)
 
-check: lint
+check: lint browser
 	$(BIN)/python -m pytest
 
 fmt: $(STAMP)

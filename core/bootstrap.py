@@ -22,6 +22,7 @@ from core.services.maintenance import MaintenanceService
 from core.services.oauth import OAuthService
 from core.services.plan import PlanService
 from core.services.runs import RunService
+from core.services.sessions import SessionService
 from core.services.settings import ConfigService, ProviderConfigService
 from core.storage.changes import StoreChanges, open_changes
 from core.storage.engine import make_engine, sqlite_path, truncate_wal
@@ -50,6 +51,7 @@ class Services:
     event_log: EventService
     transfer: TransferService
     secrets: SecretKeyService
+    sessions: SessionService
     read_only: bool = False
     extras: dict[str, object] = field(default_factory=dict)
     # Commits by any process (file stamp on SQLite, LISTEN/NOTIFY on PostgreSQL).
@@ -112,6 +114,7 @@ def build_services(
         event_log=EventService(uow),
         transfer=TransferService(uow, provider),
         secrets=SecretKeyService(provider, settings, functools.partial(truncate_wal, engine)),
+        sessions=SessionService(uow, settings),
         read_only=read_only,
         changes=open_changes(settings.db_url, sqlite_path(settings)),
     )

@@ -83,6 +83,9 @@ class Settings(BaseSettings):
     event_poll_s: float = Field(default=1.0, gt=0)
     event_watch_s: float = Field(default=0.02, gt=0)
 
+    # Web console: a session ends after this long without a request (12 h).
+    console_idle_s: float = Field(default=12 * 3600.0, gt=0)
+
     # MCP server: how often it looks for changes to the approved set.
     mcp_watch_s: float = Field(default=1.0, gt=0)
 

@@ -27,6 +27,7 @@ class UnitOfWork(Protocol):
     revisions: Any
     oauth: Any
     events: Any
+    sessions: Any
 
     def commit(self) -> None: ...
 

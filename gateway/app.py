@@ -19,6 +19,8 @@ from core.config import Settings
 from core.services.access import check_env_tokens
 from gateway.authcache import AuthCache
 from gateway.clientaddr import ClientAddress
+from gateway.console import install_console
+from gateway.console.security import ConsoleHeadersMiddleware
 from gateway.middleware import (
     MAX_BODY_BYTES,
     BodyLimitMiddleware,
@@ -135,6 +137,8 @@ def create_app(
     include_routers(app)
     # /mcp, /mcp/token, the OAuth authorization server and its consent page (SPEC 17).
     app.state.remote_mcp = install_oauth(app, settings, built)
+    # The web console (SPEC 16), after the consent page that shares its /console prefix.
+    install_console(app, settings, built)
 
     def openapi() -> dict[str, Any]:
         return full_openapi(app)
@@ -145,6 +149,7 @@ def create_app(
     # inside the request context (so every answer, even a 413 or a 500, carries X-Request-ID).
     app.add_middleware(BodyLimitMiddleware, limit=MAX_BODY_BYTES)
     app.add_middleware(HeadAsGetMiddleware)
+    app.add_middleware(ConsoleHeadersMiddleware)
     origins = settings.cors_origin_list
     if origins:
         app.add_middleware(

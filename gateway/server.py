@@ -38,6 +38,7 @@ def banner(settings: Settings, *, url: str, with_worker: bool) -> str:
     """The start-up text: where to reach the gateway and how to authenticate."""
     lines = [
         f"OPS Trigger gateway listening on {url}  (API docs: {url}/docs)",
+        f"  console: {url}/console  (sign in with a token: a token file below, or the env)",
         f"  data: {settings.data_dir.resolve()}  run worker: {'on' if with_worker else 'off'}",
         f"  store: {locate_store(settings).where}",
     ]

@@ -161,7 +161,12 @@ class AccessService(Service):
         with self._uow(write=True) as uow:
             now = now_ts()
             if uow.tokens.revoke(name, now=now):
-                audit.record(uow.audit, actor=actor, action="token.revoke", target=name)
+                # Its console sessions end in the same transaction (SPEC section 16).
+                ended = uow.sessions.delete_for_token(name)
+                detail = {"console_sessions_ended": ended} if ended else None
+                audit.record(
+                    uow.audit, actor=actor, action="token.revoke", target=name, detail=detail
+                )
                 for grant in uow.oauth.grants_of_user_token(name):
                     uow.oauth.revoke_grant(grant, now=now)
                     audit.record(

@@ -44,6 +44,12 @@ class ApprovalService(Service):
         with self._uow() as uow:
             return require(uow.approved.get(approved_id), "approved item", approved_id)  # type: ignore[no-any-return]
 
+    def of_draft(self, *, draft_id: str) -> Approved | None:
+        """The approved item made from ``draft_id``, if it was approved."""
+        validate_id(IdKind.DRAFT, draft_id)
+        with self._uow() as uow:
+            return uow.approved.get_by_draft(draft_id)  # type: ignore[no-any-return]
+
     def marker(self) -> tuple[int, int]:
         """(count, highest seq) of the approved set: it changes whenever an item is approved."""
         with self._uow() as uow:

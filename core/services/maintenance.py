@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from core import __version__, audit
 from core.audit import GENESIS, VerifyResult, verify_rows
+from core.errors import InputValidationError
 from core.models import AuditEntry, AuditHead, DraftStatus, Page, RunStatus, StatusReport
 from core.pagination import check_limit, decode_cursor, encode_cursor
 from core.services.base import PROVIDER_KEY, Service, load_config, load_plan
@@ -44,11 +45,22 @@ class MaintenanceService(Service):
             )
 
     def audit_page(
-        self, *, limit: int | None = None, cursor: str | None = None
+        self,
+        *,
+        limit: int | None = None,
+        cursor: str | None = None,
+        actor: str | None = None,
+        action: str | None = None,
     ) -> Page[AuditEntry]:
+        """Audit entries newest first, optionally only one actor's or one action's."""
+        for name, value in (("actor", actor), ("action", action)):
+            if value is not None and not 0 < len(value) <= 200:
+                raise InputValidationError(f"{name} must be 1-200 characters")
         after = decode_cursor("au", cursor)
         with self._uow() as uow:
-            items, last = uow.audit.list(after=after, limit=check_limit(limit))
+            items, last = uow.audit.list(
+                after=after, limit=check_limit(limit), actor=actor, action=action
+            )
         return Page[AuditEntry](
             items=items, next_cursor=encode_cursor("au", last) if last else None
         )

@@ -25,6 +25,7 @@ from core.storage.repos.events import EventRepo
 from core.storage.repos.oauth import OAuthRepo
 from core.storage.repos.revisions import RevisionRepo
 from core.storage.repos.runs import IdempotencyRepo, LogRepo, RunRepo, WorkerRepo
+from core.storage.repos.sessions import SessionRepo
 
 __all__ = ["SqlUnitOfWork", "is_unique_violation"]
 
@@ -61,6 +62,7 @@ class SqlUnitOfWork:
     revisions: RevisionRepo
     oauth: OAuthRepo
     events: EventRepo
+    sessions: SessionRepo
 
     def __init__(
         self,
@@ -101,6 +103,7 @@ class SqlUnitOfWork:
         self.revisions = RevisionRepo(conn)
         self.oauth = OAuthRepo(conn)
         self.events = EventRepo(conn)
+        self.sessions = SessionRepo(conn)
         return self
 
     def _open(self) -> Connection:

@@ -7,6 +7,7 @@ import sqlalchemy as sa
 __all__ = [
     "approved",
     "audit",
+    "console_sessions",
     "draft_revisions",
     "drafts",
     "events",
@@ -290,4 +291,21 @@ events = sa.Table(
     sa.Column("data", sa.JSON, nullable=False),
     sa.Index("ix_events_ts", "ts"),
     sqlite_autoincrement=True,
+)
+
+
+# Web console sessions (SPEC section 16): the cookie holds the session id, the store only its
+# SHA-256. ``token_hash`` ties a session to the token it was opened with: revoking the token
+# ends it. ``idle_expires`` is epoch seconds, pushed forward as the session is used.
+console_sessions = sa.Table(
+    "console_sessions",
+    metadata,
+    sa.Column("id_hash", sa.String(64), primary_key=True),
+    sa.Column("token_name", sa.String(64), nullable=False),
+    sa.Column("role", sa.String(16), nullable=False),
+    sa.Column("token_hash", sa.String(64), nullable=False),
+    sa.Column("created_at", sa.String(40), nullable=False),
+    sa.Column("last_seen_at", sa.String(40), nullable=False),
+    sa.Column("idle_expires", sa.Float, nullable=False),
+    sa.Index("ix_console_sessions_token", "token_name"),
 )

@@ -83,10 +83,21 @@ class AuditRepo(Repo):
                     data["detail"] = {"unreadable": data["detail"]}
             yield data
 
-    def list(self, *, after: int | None, limit: int) -> tuple[list[AuditEntry], int | None]:
+    def list(
+        self,
+        *,
+        after: int | None,
+        limit: int,
+        actor: str | None = None,
+        action: str | None = None,
+    ) -> tuple[list[AuditEntry], int | None]:
         stmt = sa.select(t.audit).order_by(t.audit.c.seq.desc()).limit(limit + 1)
         if after is not None:
             stmt = stmt.where(t.audit.c.seq < seq_value(after))
+        if actor is not None:
+            stmt = stmt.where(t.audit.c.actor == actor)
+        if action is not None:
+            stmt = stmt.where(t.audit.c.action == action)
         rows = self.conn.execute(stmt).all()
         more = len(rows) > limit
         rows = rows[:limit]
