@@ -46,6 +46,7 @@ class Action(StrEnum):
     PROVIDER_MODELS = "provider.models"
     AUDIT_READ = "audit.read"
     TOKENS = "tokens"
+    WEBHOOKS = "webhooks"  # create, list, delete webhooks; read their deliveries
 
 
 PERMISSIONS: dict[Action, Role] = {
@@ -63,6 +64,7 @@ PERMISSIONS: dict[Action, Role] = {
     Action.PROVIDER_MODELS: Role.ADMIN,
     Action.AUDIT_READ: Role.ADMIN,
     Action.TOKENS: Role.ADMIN,
+    Action.WEBHOOKS: Role.ADMIN,
 }
 
 

@@ -24,6 +24,7 @@ from core.services.plan import PlanService
 from core.services.runs import RunService
 from core.services.sessions import SessionService
 from core.services.settings import ConfigService, ProviderConfigService
+from core.services.webhooks import WebhookService
 from core.storage.changes import StoreChanges, open_changes
 from core.storage.engine import make_engine, sqlite_path, truncate_wal
 from core.storage.sql import SqlUnitOfWork
@@ -52,6 +53,7 @@ class Services:
     transfer: TransferService
     secrets: SecretKeyService
     sessions: SessionService
+    webhooks: WebhookService
     read_only: bool = False
     extras: dict[str, object] = field(default_factory=dict)
     # Commits by any process (file stamp on SQLite, LISTEN/NOTIFY on PostgreSQL).
@@ -115,6 +117,7 @@ def build_services(
         transfer=TransferService(uow, provider),
         secrets=SecretKeyService(provider, settings, functools.partial(truncate_wal, engine)),
         sessions=SessionService(uow, settings),
+        webhooks=WebhookService(uow, settings=settings, box=box),
         read_only=read_only,
         changes=open_changes(settings.db_url, sqlite_path(settings)),
     )

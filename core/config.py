@@ -86,6 +86,12 @@ class Settings(BaseSettings):
     # Web console: a session ends after this long without a request (12 h).
     console_idle_s: float = Field(default=12 * 3600.0, gt=0)
 
+    # Webhooks: OPS_WEBHOOK_ALLOW_PRIVATE=true lets a webhook target private, loopback and
+    # link-local addresses (refused by default: a webhook must not reach internal services);
+    # each delivery attempt is bounded by the timeout.
+    webhook_allow_private: bool = False
+    webhook_timeout_s: float = Field(default=10.0, gt=0, le=60)
+
     # MCP server: how often it looks for changes to the approved set.
     mcp_watch_s: float = Field(default=1.0, gt=0)
 

@@ -16,9 +16,15 @@ class IdKind(StrEnum):
     DRAFT = "d"
     APPROVED = "a"
     RUN = "r"
+    WEBHOOK = "w"
 
 
-_LABEL = {IdKind.DRAFT: "draft", IdKind.APPROVED: "approved item", IdKind.RUN: "run"}
+_LABEL = {
+    IdKind.DRAFT: "draft",
+    IdKind.APPROVED: "approved item",
+    IdKind.RUN: "run",
+    IdKind.WEBHOOK: "webhook",
+}
 # A ULID in Crockford base32, or the legacy form written by older orchestrators
 # (millisecond timestamp + short random suffix), e.g. d_1707000000000_ab12cd.
 # A ULID's first character is at most 7 (48-bit timestamp); 8ZZZ… is out of range.

@@ -28,6 +28,7 @@ class UnitOfWork(Protocol):
     oauth: Any
     events: Any
     sessions: Any
+    webhooks: Any
 
     def commit(self) -> None: ...
 

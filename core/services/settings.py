@@ -227,12 +227,29 @@ class ProviderConfigService(Service):
             if current.providers:
                 config = current.model_copy(update={"providers": providers})
                 uow.kv.put(PROVIDER_KEY, _storable(config), now=now_ts())
+            webhooks = self._rewrap_webhook_secrets(uow, new)
             audit.record(
                 uow.audit,
                 actor=actor,
                 action="secrets.rotate",
                 target="provider",
-                detail={"keys": count},
+                detail={"keys": count, "webhooks": webhooks},
             )
             uow.commit()
         return count
+
+    def _rewrap_webhook_secrets(self, uow: UnitOfWork, new: Fernet) -> int:
+        """Webhook signing secrets are under the same key: re-encrypt them in the same
+        transaction."""
+        found = uow.webhooks.secrets()
+        for webhook_id, token in found:
+            try:
+                sealed = self.box.rewrap(token, new)
+            except SecretKeyMismatchError:
+                raise InputValidationError(
+                    f"the signing secret of webhook {webhook_id} cannot be decrypted with the "
+                    f"current secret key ({self.box.source}); nothing was changed. Delete that "
+                    "webhook and create it again, then rotate"
+                ) from None
+            uow.webhooks.update(webhook_id, secret_encrypted=sealed)
+        return len(found)

@@ -26,6 +26,7 @@ from core.storage.repos.oauth import OAuthRepo
 from core.storage.repos.revisions import RevisionRepo
 from core.storage.repos.runs import IdempotencyRepo, LogRepo, RunRepo, WorkerRepo
 from core.storage.repos.sessions import SessionRepo
+from core.storage.repos.webhooks import WebhookRepo
 
 __all__ = ["SqlUnitOfWork", "is_unique_violation"]
 
@@ -63,6 +64,7 @@ class SqlUnitOfWork:
     oauth: OAuthRepo
     events: EventRepo
     sessions: SessionRepo
+    webhooks: WebhookRepo
 
     def __init__(
         self,
@@ -104,6 +106,7 @@ class SqlUnitOfWork:
         self.oauth = OAuthRepo(conn)
         self.events = EventRepo(conn)
         self.sessions = SessionRepo(conn)
+        self.webhooks = WebhookRepo(conn)
         return self
 
     def _open(self) -> Connection:

@@ -22,6 +22,8 @@ __all__ = [
     "run_logs",
     "runs",
     "tokens",
+    "webhook_deliveries",
+    "webhooks",
     "workers",
 ]
 
@@ -308,4 +310,56 @@ console_sessions = sa.Table(
     sa.Column("last_seen_at", sa.String(40), nullable=False),
     sa.Column("idle_expires", sa.Float, nullable=False),
     sa.Index("ix_console_sessions_token", "token_name"),
+)
+
+
+# Webhooks (SPEC section 15). The signing secret is stored only as a Fernet token (the key
+# of ``core.crypto``). ``cursor`` is the seq of the last matching event that is done
+# (delivered, or given up after the retry window); the lease keeps two worker processes
+# from delivering to one webhook at the same time.
+webhooks = sa.Table(
+    "webhooks",
+    metadata,
+    _seq(),
+    sa.Column("id", sa.String(64), nullable=False, unique=True),
+    sa.Column("url", sa.Text, nullable=False),
+    sa.Column("types", sa.JSON, nullable=False),
+    sa.Column("format", sa.String(16), nullable=False),
+    sa.Column("secret_encrypted", sa.Text, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("created_at", sa.String(40), nullable=False),
+    sa.Column("created_by", sa.String(200), nullable=False),
+    sa.Column("cursor", sa.BigInteger, nullable=False),
+    sa.Column("attempt", sa.Integer, nullable=False, default=0),
+    sa.Column("first_attempt_at", sa.String(40)),
+    sa.Column("next_attempt_at", sa.String(40)),
+    sa.Column("failing_since", sa.String(40)),
+    sa.Column("last_success_at", sa.String(40)),
+    sa.Column("disabled_at", sa.String(40)),
+    sa.Column("disabled_reason", sa.Text),
+    sa.Column("lease_owner", sa.String(100)),
+    sa.Column("lease_expires_at", sa.String(40)),
+)
+
+webhook_deliveries = sa.Table(
+    "webhook_deliveries",
+    metadata,
+    _seq(),
+    sa.Column(
+        "webhook_id",
+        sa.String(64),
+        sa.ForeignKey("webhooks.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    sa.Column("event_seq", sa.BigInteger, nullable=False),
+    sa.Column("event_type", sa.String(32), nullable=False),
+    sa.Column("attempt", sa.Integer, nullable=False),
+    sa.Column("ts", sa.String(40), nullable=False),
+    sa.Column("outcome", sa.String(16), nullable=False),
+    sa.Column("status_code", sa.Integer),
+    sa.Column("error", sa.Text),
+    sa.Column("duration_ms", sa.Integer, nullable=False),
+    sa.Column("next_attempt_at", sa.String(40)),
+    sa.Column("worker", sa.String(100)),
+    sa.Index("ix_webhook_deliveries_webhook_seq", "webhook_id", "seq"),
 )

@@ -17,13 +17,14 @@ from gateway.routes import (
     provider,
     runs,
     status,
+    webhooks,
 )
 
 __all__ = ["include_routers"]
 
 # Errors any /ops operation can answer with.
 _COMMON = problem_responses(401, 403, 413, 422, 429, 503)
-_OPS = (status, plan, drafts, generate, approved, runs, provider, config, audit, events)
+_OPS = (status, plan, drafts, generate, approved, runs, provider, config, audit, events, webhooks)
 
 
 def include_routers(app: FastAPI) -> None:

@@ -210,6 +210,7 @@ MATRIX = {
     Action.PROVIDER_MODELS: {"admin"},
     Action.AUDIT_READ: {"admin"},
     Action.TOKENS: {"admin"},
+    Action.WEBHOOKS: {"admin"},
 }
 
 

@@ -25,6 +25,7 @@ from schemathesis.specs.openapi.checks import (
 from core.auth import Principal
 from core.bootstrap import Services
 from core.models import DraftIn, Role
+from core.webhooks.models import WebhookIn
 from tests.integration.gateway.conftest import TOKENS
 
 NETWORK_OPERATIONS = ("generate_draft", "provider_health", "provider_models")
@@ -44,7 +45,19 @@ def _real_ids(services: Services) -> dict[str, str]:
     other = services.drafts.create(data=DraftIn(prompt="approved", content="c"), actor=actor)
     result = services.approvals.approve(draft_id=other.id, actor=actor, auto_run=True)
     assert result.run is not None
-    return {"drafts": draft.id, "approved": result.approved.id, "runs": result.run.id}
+    # Webhook targets are checked against what their host resolves to: here a public
+    # address for every name, so the fuzzer's URLs cause no DNS lookup (and no delivery loop
+    # runs to post to them).
+    services.webhooks.resolve = lambda host, port: ["93.184.215.14"]
+    hook = services.webhooks.create(
+        data=WebhookIn(url="https://hooks.example.test/in", types=["draft.created"]), actor=actor
+    )
+    return {
+        "drafts": draft.id,
+        "approved": result.approved.id,
+        "runs": result.run.id,
+        "webhooks": hook.id,
+    }
 
 
 def _fuzz(operation: Any, auth: dict[str, str], **fixed: Any) -> list[int]:

@@ -17,7 +17,12 @@ from tests.integration.gateway.helpers import assert_problem
 Headers = dict[str, dict[str, str]]
 
 UNAUTHENTICATED = {"/healthz", "/openapi/actions.json"}
-_KIND_BY_SEGMENT = {"drafts": IdKind.DRAFT, "approved": IdKind.APPROVED, "runs": IdKind.RUN}
+_KIND_BY_SEGMENT = {
+    "drafts": IdKind.DRAFT,
+    "approved": IdKind.APPROVED,
+    "runs": IdKind.RUN,
+    "webhooks": IdKind.WEBHOOK,
+}
 
 
 def concrete_path(path: str) -> str:
@@ -59,6 +64,11 @@ def test_the_spec_table_of_roles(app: FastAPI) -> None:
         ("PUT", "/ops/config"): Role.ADMIN,
         ("GET", "/ops/audit"): Role.ADMIN,
         ("GET", "/ops/audit/head"): Role.ADMIN,
+        ("POST", "/ops/webhooks"): Role.ADMIN,
+        ("GET", "/ops/webhooks"): Role.ADMIN,
+        ("GET", "/ops/webhooks/{id}"): Role.ADMIN,
+        ("DELETE", "/ops/webhooks/{id}"): Role.ADMIN,
+        ("GET", "/ops/webhooks/{id}/deliveries"): Role.ADMIN,
     }
     declared = {
         (info.method, info.path): required_role(info.action, Config())

@@ -12,6 +12,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from core.bootstrap import Services
+from core.ids import IdKind, new_id
 from gateway.deps import api_routes
 from tests.integration.gateway.helpers import approve, assert_problem, create_draft
 
@@ -79,7 +80,14 @@ def test_the_api_key_never_leaks(
     # Every GET of the API, with real ids.
     draft = create_draft(client, admin)
     result = approve(client, headers["operator"], draft["id"], auto_run=True)
-    ids = {"drafts": draft["id"], "approved": result["approved"]["id"], "runs": result["run"]["id"]}
+    ids = {
+        "drafts": draft["id"],
+        "approved": result["approved"]["id"],
+        "runs": result["run"]["id"],
+        "webhooks": new_id(
+            IdKind.WEBHOOK
+        ),  # their secrets: tests/integration/gateway/test_webhooks.py
+    }
     # The event stream never ends on its own; its payloads are checked in tests/unit/test_events.py.
     streams = {"/ops/events"}
     gets = [
