@@ -55,6 +55,7 @@ fmt: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/store.py
+	$(BIN)/python bench/status.py
 	$(BIN)/python bench/gateway.py
 	$(BIN)/python bench/runs.py
 	$(BIN)/python bench/mcp.py

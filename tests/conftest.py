@@ -33,6 +33,7 @@ BOTH_BACKENDS = (
     "tests/unit/",
     "tests/integration/gateway/",
     "tests/integration/test_store.py",
+    "tests/integration/test_store_counters.py",
     "tests/integration/test_worker.py",
     "tests/integration/test_worker_gateway.py",
     "tests/integration/test_worker_store.py",

@@ -16,13 +16,19 @@ from core.config import Settings
 from core.errors import StorageError
 from core.storage.postgres import make_postgres_engine
 
-__all__ = ["WRITE", "make_engine", "sqlite_path", "truncate_wal"]
+__all__ = ["POOL_SIZE", "WRITE", "make_engine", "sqlite_path", "truncate_wal"]
 
 # Execution option that marks a connection as a writer: SQLite then takes the write lock at
 # BEGIN (BEGIN IMMEDIATE), so concurrent writers queue on the busy timeout instead of failing
 # when a read transaction tries to upgrade.
 WRITE = "ops_write"
 BUSY_TIMEOUT_MS = 15_000
+# Connections kept open: as many as threads may use the store at once (the gateway runs its
+# routes on anyio's thread pool, 40 threads by default). A smaller pool closes the
+# connections beyond it on return, and every request over the size then pays a new
+# connection and its pragmas.
+POOL_SIZE = 40
+MAX_OVERFLOW = 10
 
 
 def sqlite_path(settings: Settings) -> Path | None:
@@ -49,6 +55,10 @@ def make_engine(settings: Settings, *, read_only: bool = False) -> Engine:
             "sqlite://",
             creator=lambda: sqlite3.connect(uri, uri=True, check_same_thread=False),
             hide_parameters=True,
+            # Not the per-thread pool SQLAlchemy picks for a URL without a file.
+            poolclass=sa.pool.QueuePool,
+            pool_size=POOL_SIZE,
+            max_overflow=MAX_OVERFLOW,
         )
     else:
         _create_private(path)
@@ -57,6 +67,8 @@ def make_engine(settings: Settings, *, read_only: bool = False) -> Engine:
             f"sqlite:///{path.as_posix()}",
             connect_args={"check_same_thread": False},
             hide_parameters=True,
+            pool_size=POOL_SIZE,
+            max_overflow=MAX_OVERFLOW,
         )
     _install_sqlite_hooks(engine, read_only=read_only)
     return engine

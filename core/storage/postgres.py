@@ -34,9 +34,12 @@ CHANNEL = "ops_trigger_change"
 WRITE_LOCK_KEY = 0x6F7073_7472_6967  # "ops" "tr" "ig"
 CONNECT_TIMEOUT_S = 5
 LOCK_TIMEOUT_MS = 15_000
-# Pool per process: the gateway's thread pool and the worker share it.
-POOL_SIZE = 10
-MAX_OVERFLOW = 10
+# Pool per process: the gateway's thread pool and the worker share it. Sized for the
+# concurrency a gateway sees (16 clients at once stay within the pool: a connection opened
+# beyond it costs a server backend start, milliseconds, and is closed again on return);
+# connections are opened only as threads need them.
+POOL_SIZE = 20
+MAX_OVERFLOW = 20
 POOL_TIMEOUT_S = 15.0
 
 _LOCK = sa.text("SELECT pg_advisory_xact_lock(:key)").bindparams(key=WRITE_LOCK_KEY)

@@ -8,6 +8,7 @@ __all__ = [
     "approved",
     "audit",
     "console_sessions",
+    "counters",
     "draft_revisions",
     "drafts",
     "events",
@@ -84,6 +85,16 @@ drafts = sa.Table(
     sa.Column("rejected_reason", sa.Text),
     sa.Index("ix_drafts_status_seq", "status", "seq"),
     sa.Index("ix_drafts_task_seq", "task_id", "seq"),
+)
+
+# Rows per status of drafts and runs ("drafts.approved", "runs.pending") and of approved items
+# ("approved"), kept by database triggers in the transaction of each change (migration
+# 0007_store_counters): the status report reads them instead of counting every row.
+counters = sa.Table(
+    "counters",
+    metadata,
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("value", sa.BigInteger, nullable=False),
 )
 
 draft_revisions = sa.Table(

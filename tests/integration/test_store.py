@@ -96,3 +96,32 @@ def test_foreign_keys_are_enforced(settings: Settings) -> None:
                 )
     finally:
         services.close()
+
+
+def test_sixteen_threads_at_once_reuse_their_connections(settings: Settings) -> None:
+    """The pool keeps as many connections as the gateway's threads use at once: a second
+    burst of 16 concurrent units of work opens no connection."""
+    import threading
+
+    services = build_services(settings)
+    opened: list[object] = []
+    sa.event.listen(services.engine, "connect", lambda conn, record: opened.append(conn))
+    barrier = threading.Barrier(16)
+
+    def read() -> None:
+        with SqlUnitOfWork(services.engine) as uow:
+            barrier.wait(timeout=30)  # all 16 hold a connection at the same time
+            uow.kv.get("config")
+
+    try:
+        for burst in range(2):
+            threads = [threading.Thread(target=read) for _ in range(16)]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+            assert len(opened) <= 16, burst
+        first_burst = len(opened)
+        assert services.engine.pool.checkedin() >= first_burst  # type: ignore[attr-defined]
+    finally:
+        services.close()

@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 from core.models import Approved, Draft, Plan
 from core.storage import tables as t
-from core.storage.repos.base import KEY, Repo, page, row_dict
+from core.storage.repos.base import KEY, Repo, counted, page, row_dict
 from core.storage.repos.revisions import RevisionRepo
 
 __all__ = ["ApprovedRepo", "DraftRepo", "KvRepo", "PlanRepo"]
@@ -25,6 +25,11 @@ _GET_KV = sa.select(t.kv.c.value).where(t.kv.c.key == KEY)
 _GET_DRAFT = sa.select(t.drafts).where(t.drafts.c.id == KEY)
 _GET_APPROVED = sa.select(t.approved).where(t.approved.c.id == KEY)
 _GET_APPROVED_BY_DRAFT = sa.select(t.approved).where(t.approved.c.draft_id == KEY)
+_APPROVED_COUNT = sa.select(t.counters.c.value).where(t.counters.c.name == "approved")
+_APPROVED_MARKER = sa.select(
+    _APPROVED_COUNT.scalar_subquery(),
+    sa.select(sa.func.coalesce(sa.func.max(t.approved.c.seq), 0)).scalar_subquery(),
+)
 
 
 class PlanRepo(Repo):
@@ -86,8 +91,7 @@ class DraftRepo(Repo):
         return [Draft.model_validate(r) for r in rows], last
 
     def count_by_status(self) -> dict[str, int]:
-        stmt = sa.select(t.drafts.c.status, sa.func.count()).group_by(t.drafts.c.status)
-        return {status: n for status, n in self.conn.execute(stmt).all()}
+        return counted(self.conn, "drafts")
 
     def delete_stale(self, *, statuses: tuple[str, ...], before: str) -> int:
         """Delete old drafts in ``statuses``, with their revisions."""
@@ -135,14 +139,13 @@ class ApprovedRepo(Repo):
         return [Approved.model_validate(r) for r in rows], last
 
     def count(self) -> int:
-        stmt = sa.select(sa.func.count()).select_from(t.approved)
-        return int(self.conn.execute(stmt).scalar() or 0)
+        return int(self.conn.execute(_APPROVED_COUNT).scalar() or 0)
 
     def marker(self) -> tuple[int, int]:
-        """(count, highest seq): changes whenever the approved set changes."""
-        stmt = sa.select(sa.func.count(), sa.func.coalesce(sa.func.max(t.approved.c.seq), 0))
-        count, top = self.conn.execute(stmt.select_from(t.approved)).one()
-        return int(count), int(top)
+        """(count, highest seq): changes whenever the approved set changes. Both are read
+        in constant time: the count from its counter, the seq from the primary key's end."""
+        count, top = self.conn.execute(_APPROVED_MARKER).one()
+        return int(count or 0), int(top)
 
     def ids_with_prefix(self, prefix: str, limit: int) -> builtins.list[str]:
         escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")

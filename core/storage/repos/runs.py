@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from core.errors import StorageError
 from core.models import LogLine, Run, RunStatus
 from core.storage import tables as t
-from core.storage.repos.base import KEY, Repo, page, row_dict, seq_value
+from core.storage.repos.base import KEY, Repo, counted, page, row_dict, seq_value
 
 __all__ = ["IdempotencyRepo", "LogRepo", "RunRepo", "WorkerRepo"]
 
@@ -80,8 +80,7 @@ class RunRepo(Repo):
         return [Run.model_validate(r) for r in rows], last
 
     def count_by_status(self) -> dict[str, int]:
-        stmt = sa.select(t.runs.c.status, sa.func.count()).group_by(t.runs.c.status)
-        return {status: n for status, n in self.conn.execute(stmt).all()}
+        return counted(self.conn, "runs")
 
     def next_pending(self) -> str | None:
         stmt = (

@@ -1,0 +1,204 @@
+"""Size benchmark: the status report and the approved-set marker at 1 000 and 100 000 items.
+
+Prints, measured in one run, on SQLite and (with ``--url`` or ``OPS_TEST_DATABASE_URL``)
+PostgreSQL:
+
+1. ``MaintenanceService.status()`` (what ``GET /ops/status`` and the MCP ``get_status`` tool
+   call) at 100 000 items divided by the same at 1 000. Goal: <= 1.5.
+2. the approved-set marker (what the MCP change feed reads when the store changed) at both
+   sizes, in ms per read. Goal: constant.
+
+An item is a draft, its approved item and one finished run. The two stores are read in turns
+(medians), so load on the shared machine hits both sizes alike; the CPU time per call of this
+process is printed beside the wall-clock median.
+
+    .venv/bin/python bench/status.py [--url postgresql+psycopg://postgres@127.0.0.1:5432/test]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import secrets
+import sqlite3
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import psycopg  # noqa: E402
+import sqlalchemy as sa  # noqa: E402
+
+from core.bootstrap import Services, build_services  # noqa: E402
+from core.config import Settings  # noqa: E402
+from core.ids import IdKind, new_id  # noqa: E402
+from core.timeutil import now_ts  # noqa: E402
+
+SMALL, LARGE = 1_000, 100_000
+CALLS = 200
+GOAL = 1.5
+_SCOPE = '{"files": [], "agents": []}'
+_HASH = "0" * 64
+
+_DRAFT_COLS = (
+    "id, prompt, content, context, task_id, scope, status, revision, created_at, "
+    "updated_at, created_by"
+)
+_APPROVED_COLS = (
+    "id, draft_id, draft_revision, task_id, prompt, content, context, scope, content_sha256, "
+    "hash_version, approved_at, approved_by"
+)
+_RUN_COLS = (
+    "id, approved_id, content_sha256, status, executor, attempt, created_at, created_by, "
+    "cancel_requested, log_seq"
+)
+
+
+def _say(text: str = "") -> None:
+    sys.stdout.write(text + "\n")
+    sys.stdout.flush()
+
+
+def _rows(count: int) -> Iterator[tuple[tuple[Any, ...], tuple[Any, ...], tuple[Any, ...]]]:
+    now = now_ts()
+    for i in range(count):
+        draft, item = new_id(IdKind.DRAFT), new_id(IdKind.APPROVED)
+        task = f"task-{i % 100}"
+        yield (
+            (draft, "prompt", "content " * 20, "{}", task, _SCOPE, "approved", 1, now, now, "b"),
+            (item, draft, 1, task, "prompt", "content " * 20, "{}", _SCOPE, _HASH, 2, now, "b"),
+            (new_id(IdKind.RUN), item, _HASH, "done", "provider", 1, now, "b", False, 0),
+        )
+
+
+def _fill_sqlite(path: Path, count: int) -> None:
+    conn = sqlite3.connect(path, isolation_level=None)
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        rows = list(_rows(count))
+        for table, cols, index in (
+            ("drafts", _DRAFT_COLS, 0),
+            ("approved", _APPROVED_COLS, 1),
+            ("runs", _RUN_COLS, 2),
+        ):
+            marks = ", ".join("?" * len(cols.split(",")))
+            conn.executemany(
+                f"INSERT INTO {table} ({cols}) VALUES ({marks})", (r[index] for r in rows)
+            )
+        conn.execute("COMMIT")
+        conn.execute("ANALYZE")
+    finally:
+        conn.close()
+
+
+def _fill_postgres(url: str, count: int) -> None:
+    info = sa.make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+    with psycopg.connect(info) as conn:
+        rows = list(_rows(count))
+        for table, cols, index in (
+            ("drafts", _DRAFT_COLS, 0),
+            ("approved", _APPROVED_COLS, 1),
+            ("runs", _RUN_COLS, 2),
+        ):
+            with conn.cursor().copy(f"COPY {table} ({cols}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row[index])
+        conn.commit()
+    with psycopg.connect(info, autocommit=True) as conn:
+        conn.execute("VACUUM ANALYZE")
+
+
+@contextmanager
+def _postgres_db(base: str) -> Iterator[str]:
+    url = sa.make_url(base)
+    admin = url.set(drivername="postgresql").render_as_string(hide_password=False)
+    name = f"ops_bench_status_{secrets.token_hex(4)}"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield url.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def _medians(calls: dict[str, Callable[[], object]]) -> dict[str, tuple[float, float]]:
+    """(median wall seconds, mean CPU seconds) per call; the calls take turns."""
+    wall: dict[str, list[float]] = {name: [] for name in calls}
+    cpu: dict[str, float] = dict.fromkeys(calls, 0.0)
+    for round_ in range(CALLS + 20):
+        for name, call in calls.items():
+            c0, w0 = time.process_time(), time.perf_counter()
+            call()
+            w1, c1 = time.perf_counter(), time.process_time()
+            if round_ >= 20:  # the first rounds warm caches up
+                wall[name].append(w1 - w0)
+                cpu[name] += c1 - c0
+    return {name: (statistics.median(wall[name]), cpu[name] / CALLS) for name in calls}
+
+
+def measure(label: str, stores: dict[int, Services]) -> None:
+    calls: dict[str, Callable[[], object]] = {}
+    for n, services in stores.items():
+        report = services.maintenance.status()
+        assert report.approved == n, f"fill failed: {report.approved} != {n}"
+        calls[f"status_{n}"] = services.maintenance.status
+        calls[f"marker_{n}"] = services.approvals.marker
+    times = _medians(calls)
+    _say(f"{label}")
+    for what, text in (("status", "status report"), ("marker", "approved-set marker")):
+        for n in (SMALL, LARGE):
+            wall, cpu = times[f"{what}_{n}"]
+            _say(f"  {text:20} at {n:>7,}: {wall * 1000:7.3f} ms median   {cpu * 1000:7.3f} ms CPU")
+        ratio = times[f"{what}_{LARGE}"][0] / times[f"{what}_{SMALL}"][0]
+        verdict = "ok" if ratio <= GOAL else "ABOVE GOAL"
+        _say(f"  {text:20} {LARGE:,} / {SMALL:,}: {ratio:5.2f}   (goal <= {GOAL}: {verdict})")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--url", default=os.environ.get("OPS_TEST_DATABASE_URL"))
+    args = parser.parse_args()
+    _say(f"bench/status.py: {SMALL:,} and {LARGE:,} items (a draft, its approved item, a run)")
+    with tempfile.TemporaryDirectory(prefix="ops-bench-status-") as tmp:
+        stores: dict[int, Services] = {}
+        try:
+            for n in (SMALL, LARGE):
+                settings = Settings(data_dir=Path(tmp) / f"s{n}")
+                build_services(settings).close()
+                _fill_sqlite(settings.data_dir / "ops.db", n)
+                stores[n] = build_services(settings)
+            measure("SQLite (WAL)", stores)
+        finally:
+            for services in stores.values():
+                services.close()
+    if not args.url:
+        _say("PostgreSQL: skipped (no --url or OPS_TEST_DATABASE_URL)")
+        return
+    with (
+        tempfile.TemporaryDirectory(prefix="ops-bench-status-") as tmp,
+        _postgres_db(args.url) as small_url,
+        _postgres_db(args.url) as large_url,
+    ):
+        stores = {}
+        try:
+            for n, url in ((SMALL, small_url), (LARGE, large_url)):
+                settings = Settings(data_dir=Path(tmp), database_url=url)
+                build_services(settings).close()
+                _fill_postgres(url, n)
+                stores[n] = build_services(settings)
+            measure("PostgreSQL", stores)
+        finally:
+            for services in stores.values():
+                services.close()
+
+
+if __name__ == "__main__":
+    main()
