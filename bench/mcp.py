@@ -4,6 +4,9 @@ Two ratios, in one run:
 
 - cold start: spawn until the ``initialize`` answer, ``ops-trigger mcp`` / minimal server
   (goal <= 1.25);
+- whole process: spawn, ``initialize``, ``tools/list`` answered, stdin closed, until the
+  process has exited, ``ops-trigger mcp`` / minimal server (goal <= 1.25): what a client that
+  spawns the server for one question waits for;
 - call latency: median ``get_approved`` round trip / median round trip of the minimal
   server's one tool (goal <= 2.0);
 - remote (``bench/mcp_remote.py``): the same over the gateway's ``/mcp`` (Streamable HTTP)
@@ -104,8 +107,20 @@ class StdioPeer:
             raise RuntimeError(f"server exited with {self.proc.wait()}")
         return json.loads(line)  # type: ignore[no-any-return]
 
+    def lifetime(self) -> tuple[float, float]:
+        """Handshake, list the tools, close stdin; (seconds from spawn until the exit, CPU
+        seconds the process used in all)."""
+        self.initialize()
+        self.request("tools/list", {})
+        assert self.proc.stdin is not None
+        self.proc.stdin.close()
+        _, status, usage = os.wait4(self.proc.pid, 0)
+        elapsed = time.perf_counter() - self.started
+        self.proc.returncode = os.waitstatus_to_exitcode(status)
+        return elapsed, usage.ru_utime + usage.ru_stime
+
     def close(self) -> None:
-        if self.proc.stdin:
+        if self.proc.stdin and not self.proc.stdin.closed:
             self.proc.stdin.close()
         try:
             self.proc.wait(timeout=10)
@@ -177,6 +192,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--starts", type=int, default=9, help="cold starts per server")
     parser.add_argument("--calls", type=int, default=300, help="timed calls per server")
+    parser.add_argument("--no-remote", action="store_true", help="skip the /mcp figures")
     args = parser.parse_args()
 
     bin_dir = Path(sys.executable).parent
@@ -198,10 +214,15 @@ def main() -> None:
 
         ops_starts: list[float] = []
         minimal_starts: list[float] = []
+        ops_lives: list[tuple[float, float]] = []
+        minimal_lives: list[tuple[float, float]] = []
         for _ in range(args.starts):
             for argv, sink in ((ops_argv, ops_starts), (minimal_argv, minimal_starts)):
                 with peer(argv, env) as server:
                     sink.append(server.initialize())
+            for argv, sink in ((ops_argv, ops_lives), (minimal_argv, minimal_lives)):
+                with peer(argv, env) as server:
+                    sink.append(server.lifetime())
 
         with peer(ops_argv, env) as server:
             server.initialize()
@@ -214,15 +235,26 @@ def main() -> None:
         sys.path.insert(0, str(Path(__file__).parent))
         from mcp_remote import remote_figures
 
-        remote = remote_figures(data_dir, approved_id, Path(tmp), args.calls)
+        remote = (
+            [] if args.no_remote else remote_figures(data_dir, approved_id, Path(tmp), args.calls)
+        )
 
     start_ops, start_min = statistics.median(ops_starts), statistics.median(minimal_starts)
     call_ops, call_min = statistics.median(ops_calls), statistics.median(minimal_calls)
     start_ratio, call_ratio = start_ops / start_min, call_ops / call_min
+    life_ops = statistics.median(t for t, _ in ops_lives)
+    life_min = statistics.median(t for t, _ in minimal_lives)
+    cpu_ops = statistics.median(c for _, c in ops_lives)
+    cpu_min = statistics.median(c for _, c in minimal_lives)
+    life_ratio = life_ops / life_min
     lines = [
         "MCP server over stdio (medians)",
         f"  cold start   ops-trigger mcp {start_ops * 1000:8.1f} ms   "
         f"minimal {start_min * 1000:8.1f} ms   ratio {start_ratio:.2f} (goal <= {GOAL_START})",
+        f"  whole process (start, tools/list, stdin closed, exit) {life_ops * 1000:8.1f} ms   "
+        f"minimal {life_min * 1000:8.1f} ms   ratio {life_ratio:.2f} (goal <= {GOAL_START})",
+        f"    its CPU time                                         {cpu_ops * 1000:8.1f} ms   "
+        f"minimal {cpu_min * 1000:8.1f} ms   ratio {cpu_ops / cpu_min:.2f}",
         f"  tool call    get_approved    {call_ops * 1000:8.3f} ms   "
         f"minimal {call_min * 1000:8.3f} ms   ratio {call_ratio:.2f} (goal <= {GOAL_CALL})",
         f"  ({args.starts} cold starts and {args.calls} calls per server)",

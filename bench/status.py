@@ -5,8 +5,9 @@ PostgreSQL:
 
 1. ``MaintenanceService.status()`` (what ``GET /ops/status`` and the MCP ``get_status`` tool
    call) at 100 000 items divided by the same at 1 000. Goal: <= 1.5.
-2. the approved-set marker (what the MCP change feed reads when the store changed) at both
-   sizes, in ms per read. Goal: constant.
+2. the MCP change feed's cost per idle tick (a look at the store's change stamp) and the
+   approved-set marker it reads when the stamp moved, at both sizes. Goal: constant, a tick
+   <= 0.1 ms.
 
 An item is a draft, its approved item and one finished run. The two stores are read in turns
 (medians), so load on the shared machine hits both sizes alike; the CPU time per call of this
@@ -40,6 +41,7 @@ from core.bootstrap import Services, build_services  # noqa: E402
 from core.config import Settings  # noqa: E402
 from core.ids import IdKind, new_id  # noqa: E402
 from core.timeutil import now_ts  # noqa: E402
+from mcp_server.state import Store  # noqa: E402
 
 SMALL, LARGE = 1_000, 100_000
 CALLS = 200
@@ -144,16 +146,38 @@ def _medians(calls: dict[str, Callable[[], object]]) -> dict[str, tuple[float, f
     return {name: (statistics.median(wall[name]), cpu[name] / CALLS) for name in calls}
 
 
+def _feed_store(services: Services) -> Store:
+    """The MCP server's read-only store over the same database, its change stamp ready."""
+    store = Store(services.settings)
+    store.get()
+    listener = getattr(store.get().changes, "listener", None)
+    if listener is not None:
+        listener.wait_connected(10)
+    return store
+
+
 def measure(label: str, stores: dict[int, Services]) -> None:
     calls: dict[str, Callable[[], object]] = {}
+    feeds: list[Store] = []
     for n, services in stores.items():
         report = services.maintenance.status()
         assert report.approved == n, f"fill failed: {report.approved} != {n}"
         calls[f"status_{n}"] = services.maintenance.status
-        calls[f"marker_{n}"] = services.approvals.marker
-    times = _medians(calls)
+        feed = _feed_store(services)
+        feeds.append(feed)
+        calls[f"tick_{n}"] = feed.change_stamp
+        calls[f"marker_{n}"] = feed.approved_marker
+    try:
+        times = _medians(calls)
+    finally:
+        for feed in feeds:
+            feed.close()
     _say(f"{label}")
-    for what, text in (("status", "status report"), ("marker", "approved-set marker")):
+    for what, text in (
+        ("status", "status report"),
+        ("tick", "MCP feed idle tick"),
+        ("marker", "approved-set marker"),
+    ):
         for n in (SMALL, LARGE):
             wall, cpu = times[f"{what}_{n}"]
             _say(f"  {text:20} at {n:>7,}: {wall * 1000:7.3f} ms median   {cpu * 1000:7.3f} ms CPU")

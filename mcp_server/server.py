@@ -104,6 +104,7 @@ async def lifespan(_server: MCPServer[AppContext]) -> AsyncIterator[AppContext]:
                 settings.mcp_watch_s,
                 baseline,
                 store.subscribe_changes,
+                store.change_stamp,
             )
             yield app
             tg.cancel_scope.cancel()

@@ -3,6 +3,8 @@
 The store is opened read-only and built once. Building it loads SQLAlchemy, which is the
 bulk of this process's start-up, so it happens on first use and in a warm-up that starts
 right after the client's first request: the handshake answers as fast as a bare server.
+Closing never waits for a build in progress (a client that closes stdin during the warm-up
+sees the process exit at once); the build then closes what it made.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from core.canonical import verify_item
 from core.config import Settings
 from core.errors import StorageError
 from core.models import Approved
-from core.storage.peek import approved_marker, check_sqlite_file, sqlite_file
+from core.storage.peek import DataVersion, approved_marker, check_sqlite_file, sqlite_file
 
 if TYPE_CHECKING:
     from core.bootstrap import Services
@@ -35,9 +37,13 @@ class Store:
 
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # the fields below
+        self._build_lock = threading.Lock()  # one build at a time
+        self._closed = False
         self._services: Services | None = None
         self._approved: OrderedDict[str, Approved] = OrderedDict()
+        path = sqlite_file(settings)
+        self._version = DataVersion(path) if path is not None else None
 
     def check(self) -> None:
         """Fail fast, without loading the storage layer, when the SQLite store is missing or
@@ -52,17 +58,37 @@ class Store:
         path = sqlite_file(self._settings)
         return approved_marker(path) if path is not None else None
 
+    def change_stamp(self) -> object:
+        """Differs from the last one whenever the store may have changed; microseconds, no
+        SQLAlchemy (SQLite's data_version, PostgreSQL's count of change notifications). A
+        fresh object, equal to nothing, while that is unknown."""
+        if self._version is not None:
+            return self._version.stamp()
+        services = self._services
+        return services.changes.stamp() if services is not None else object()
+
     def get(self) -> Services:
         """The read-only services; the first call builds them (thread-safe)."""
         services = self._services
         if services is not None:
             return services
-        with self._lock:
-            if self._services is None:
-                from core.bootstrap import build_services
+        with self._build_lock:
+            with self._lock:
+                if self._closed:
+                    raise StorageError("the MCP server is shutting down")
+                if self._services is not None:
+                    return self._services
+            from core.bootstrap import build_services
 
-                self._services = build_services(self._settings, read_only=True)
-            return self._services
+            built = build_services(self._settings, read_only=True)
+            with self._lock:
+                closed = self._closed
+                if not closed:
+                    self._services = built
+            if closed:
+                built.close()
+                raise StorageError("the MCP server is shutting down")
+            return built
 
     def approved(self, approved_id: str) -> Approved:
         """One approved item whose hash holds (``HashMismatchError`` otherwise). Approved
@@ -90,8 +116,12 @@ class Store:
         return changes.subscribe(callback) if changes.push else None
 
     def close(self) -> None:
+        """Close the store; a build in progress is not waited for (it closes its result)."""
         with self._lock:
+            self._closed = True
             services, self._services = self._services, None
+        if self._version is not None:
+            self._version.close()
         if services is not None:
             services.close()
 

@@ -1,5 +1,7 @@
-"""Change notifications: the approved set is re-read (on a poll, and on PostgreSQL at each
-store change notification) and changes reach the clients that asked.
+"""Change notifications: the approved set is re-read when the store's change stamp moved
+(looked at on a poll, and on PostgreSQL at each store change notification) and changes
+reach the clients that asked. An idle tick costs a look at the stamp (microseconds, on the
+event loop), whatever the size of the store.
 
 Two protocol eras, one feed:
 
@@ -17,9 +19,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import weakref
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 import anyio
 from mcp.server.connection import Connection
@@ -39,14 +42,20 @@ from pydantic import BaseModel
 from core.errors import OpsError
 from core.storage.failures import as_storage_error
 
-__all__ = ["APPROVED_URI", "ChangeFeed", "LegacyChanges"]
+__all__ = ["APPROVED_URI", "ChangeFeed", "LegacyChanges", "off_loop"]
 
 log = logging.getLogger("ops_trigger.mcp")
+
+T = TypeVar("T")
 
 APPROVED_URI = "ops://approved"
 _SUBSCRIBE = "resources/subscribe"
 _UNSUBSCRIBE = "resources/unsubscribe"
 
+
+# The store's change stamp (``Store.change_stamp``): unequal to the last one whenever the
+# store may have changed.
+Stamp = Callable[[], object]
 
 # Given a callback, subscribes it to the store's change notifications; returns the
 # unsubscriber (or None when the store pushes nothing, e.g. SQLite).
@@ -104,8 +113,10 @@ class ChangeFeed:
         interval: float,
         baseline: tuple[int, int] | None = None,
         subscribe: Subscribe | None = None,
+        stamp: Stamp | None = None,
     ) -> None:
-        """Poll ``read_marker`` (in a worker thread) every ``interval`` seconds, forever.
+        """Every ``interval`` seconds, forever: if ``stamp`` moved (or without one), read
+        ``read_marker`` off the event loop and announce a change.
 
         ``baseline`` is the marker at start-up: with it, an approval made between the
         client's first request and the first poll is announced too. A store that cannot be
@@ -118,6 +129,7 @@ class ChangeFeed:
         loop = asyncio.get_running_loop()
         wake = asyncio.Event()
         unsubscribe: Callable[[], None] | None = None
+        seen: object = object()  # the stamp of the last marker read
 
         def changed() -> None:  # on the listener's thread
             try:
@@ -129,28 +141,63 @@ class ChangeFeed:
             await self.first_answer.wait()
         try:
             while True:
-                try:
-                    marker = await anyio.to_thread.run_sync(read_marker)
-                except Exception as exc:
-                    error = exc if isinstance(exc, OpsError) else as_storage_error(exc)
-                    reason = error.message if error is not None else f"{type(exc).__name__}: {exc}"
-                    if reason != failing:
-                        log.warning("cannot read the approved set: %s", reason)
-                    failing = reason
-                else:
-                    failing = None
-                    if subscribe is not None and unsubscribe is None:
-                        unsubscribe = await anyio.to_thread.run_sync(subscribe, changed)
-                    previous, self.marker = self.marker, marker
-                    if previous is not None and marker != previous:
-                        log.info("approved set changed: %d items", marker[0])
-                        await self.announce()
+                current = stamp() if stamp is not None else None
+                if stamp is None or current != seen:
+                    try:
+                        marker = await off_loop(read_marker)
+                    except Exception as exc:
+                        error = exc if isinstance(exc, OpsError) else as_storage_error(exc)
+                        reason = (
+                            error.message if error is not None else f"{type(exc).__name__}: {exc}"
+                        )
+                        if reason != failing:
+                            log.warning("cannot read the approved set: %s", reason)
+                        failing = reason
+                    else:
+                        failing = None
+                        seen = current
+                        if subscribe is not None and unsubscribe is None:
+                            unsubscribe = await anyio.to_thread.run_sync(subscribe, changed)
+                        previous, self.marker = self.marker, marker
+                        if previous is not None and marker != previous:
+                            log.info("approved set changed: %d items", marker[0])
+                            await self.announce()
                 with anyio.move_on_after(interval):
                     await wake.wait()
                 wake.clear()
         finally:
             if unsubscribe is not None:
                 unsubscribe()
+
+
+async def off_loop(fn: Callable[[], T]) -> T:
+    """``fn()`` on a daemon thread of its own. Cancelling the wait abandons the thread: the
+    first read builds the store (SQLAlchemy, about half a second), and a client that closes
+    stdin meanwhile must not wait for it (the interpreter joins anyio's worker threads at
+    exit, never a daemon thread)."""
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[T] = loop.create_future()
+
+    def settle(result: T | None, error: BaseException | None) -> None:
+        if future.done():
+            return
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(result)  # type: ignore[arg-type]
+
+    def work() -> None:
+        try:
+            result, error = fn(), None
+        except BaseException as exc:
+            result, error = None, exc
+        try:
+            loop.call_soon_threadsafe(settle, result, error)
+        except RuntimeError:  # the loop is closed: nobody is waiting any more
+            pass
+
+    threading.Thread(target=work, name="ops-mcp-store", daemon=True).start()
+    return await future
 
 
 def _connection(session: ServerSession) -> Connection:

@@ -8,13 +8,14 @@ milliseconds. Anything else goes through the services.
 from __future__ import annotations
 
 import sqlite3
+import threading
 from pathlib import Path
 from urllib.parse import unquote
 
 from core.config import Settings
 from core.errors import StorageError
 
-__all__ = ["approved_marker", "check_sqlite_file", "sqlite_file"]
+__all__ = ["DataVersion", "approved_marker", "check_sqlite_file", "sqlite_file"]
 
 _HEADER = b"SQLite format 3\x00"
 # The same (count, highest seq) as ApprovedRepo.marker in core/storage/repos/content.py.
@@ -62,3 +63,39 @@ def approved_marker(path: Path) -> tuple[int, int] | None:
         return None
     finally:
         conn.close()
+
+
+class DataVersion:
+    """A SQLite file's change stamp: ``PRAGMA data_version`` of one read-only connection of
+    its own, which changes whenever any other connection commits. Microseconds and no I/O
+    beyond the shared WAL index; ``stamp()`` is a fresh object (equal to nothing) when the
+    file cannot be read, so a caller that compares stamps then reads the store."""
+
+    def __init__(self, path: Path) -> None:
+        self._path = path
+        self._lock = threading.Lock()
+        self._conn: sqlite3.Connection | None = None
+
+    def stamp(self) -> object:
+        with self._lock:
+            try:
+                if self._conn is None:
+                    self._conn = sqlite3.connect(
+                        f"file:{self._path.as_posix()}?mode=ro",
+                        uri=True,
+                        isolation_level=None,
+                        check_same_thread=False,
+                    )
+                return int(self._conn.execute("PRAGMA data_version").fetchone()[0])
+            except sqlite3.Error:
+                self._close()
+                return object()
+
+    def close(self) -> None:
+        with self._lock:
+            self._close()
+
+    def _close(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            conn.close()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import sqlite3
 import warnings
+from collections.abc import Callable
 
 import anyio
 import pytest
@@ -20,7 +21,7 @@ from core.bootstrap import Services
 from core.config import Settings
 from core.models import DraftIn
 from mcp_server.server import configure
-from mcp_server.state import AppContext, current_app
+from mcp_server.state import AppContext, Store, current_app
 from mcp_server.watch import ChangeFeed
 from tests.integration.mcp.seed import ADMIN, OPERATOR, World
 
@@ -156,3 +157,59 @@ async def test_the_feed_survives_a_store_it_cannot_read(caplog: pytest.LogCaptur
     assert calls >= 3
     warnings_logged = [r for r in caplog.records if "cannot read the approved set" in r.message]
     assert len(warnings_logged) == 1 and "not a valid SQLite database" in warnings_logged[0].message
+
+
+async def test_an_idle_feed_looks_at_the_change_stamp_and_reads_the_store_only_after_a_commit(
+    world: World, services: Services, settings: Settings
+) -> None:
+    """Each tick compares the store's change stamp (no query of the approved set); the
+    marker is read again only once something committed, and the change is announced."""
+    store = Store(settings)
+    looks = reads = 0
+
+    def stamp() -> object:
+        nonlocal looks
+        looks += 1
+        return store.change_stamp()
+
+    def marker() -> tuple[int, int]:
+        nonlocal reads
+        reads += 1
+        return store.approved_marker()
+
+    async def until(condition: Callable[[], bool]) -> None:
+        with anyio.fail_after(10):  # a guard against a hang, not a measurement
+            while not condition():
+                await anyio.sleep(0.01)
+
+    draft = services.drafts.create(data=DraftIn(prompt="new work"), actor=ADMIN)
+    feed = ChangeFeed(InMemorySubscriptionBus())
+    feed.first_answer.set()
+    try:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(feed.run, marker, 0.01, None, None, stamp)
+            await until(lambda: looks >= 10)
+            assert reads == 1 and feed.changes == 0
+            # One commit: the approval.
+            await anyio.to_thread.run_sync(
+                lambda: services.approvals.approve(draft_id=draft.id, actor=OPERATOR)
+            )
+            await until(lambda: feed.changes == 1)
+            assert reads == 2
+            tg.cancel_scope.cancel()
+    finally:
+        store.close()
+
+
+def test_the_change_stamp_moves_with_every_commit_of_another_connection(
+    world: World, services: Services, settings: Settings
+) -> None:
+    store = Store(settings)
+    try:
+        first = store.change_stamp()
+        assert store.change_stamp() == first
+        approve_one(services)
+        second = store.change_stamp()
+        assert second != first and store.change_stamp() == second
+    finally:
+        store.close()
