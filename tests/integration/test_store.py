@@ -105,11 +105,11 @@ def test_sixteen_threads_at_once_reuse_their_connections(settings: Settings) -> 
 
     services = build_services(settings)
     opened: list[object] = []
-    sa.event.listen(services.engine, "connect", lambda conn, record: opened.append(conn))
+    sa.event.listen(services._engine, "connect", lambda conn, record: opened.append(conn))
     barrier = threading.Barrier(16)
 
     def read() -> None:
-        with SqlUnitOfWork(services.engine) as uow:
+        with SqlUnitOfWork(services._engine) as uow:
             barrier.wait(timeout=30)  # all 16 hold a connection at the same time
             uow.kv.get("config")
 
@@ -122,6 +122,6 @@ def test_sixteen_threads_at_once_reuse_their_connections(settings: Settings) -> 
                 thread.join()
             assert len(opened) <= 16, burst
         first_burst = len(opened)
-        assert services.engine.pool.checkedin() >= first_burst  # type: ignore[attr-defined]
+        assert services._engine.pool.checkedin() >= first_burst  # type: ignore[attr-defined]
     finally:
         services.close()

@@ -112,7 +112,7 @@ def test_counters_follow_rows_written_outside_the_services(
         _check(services, db)
         # Many rows in one transaction (as an import writes them); then the same, rolled back.
         for commit in (True, False):
-            with SqlUnitOfWork(services.engine, write=True) as uow:
+            with SqlUnitOfWork(services._engine, write=True) as uow:
                 template = uow.drafts.get(keep)
                 assert template is not None
                 for _ in range(300):
