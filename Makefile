@@ -54,6 +54,7 @@ fmt: $(STAMP)
 	$(BIN)/ruff check --fix $(SOURCES)
 
 bench: $(STAMP)
+	@command -v wrk >/dev/null 2>&1 || apt-get install -y wrk || sudo apt-get install -y wrk
 	$(BIN)/python bench/store.py
 	$(BIN)/python bench/status.py
 	$(BIN)/python bench/gateway.py

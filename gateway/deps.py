@@ -16,7 +16,7 @@ from typing import Annotated, Any
 from fastapi import Depends, FastAPI, Header, Request
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.security import HTTPBearer
 from starlette.concurrency import run_in_threadpool
 
 from core.auth import Action, Principal, well_formed_token
@@ -43,11 +43,7 @@ __all__ = [
 
 BEARER_SCHEME = "bearerAuth"
 
-bearer = HTTPBearer(
-    auto_error=False,
-    scheme_name=BEARER_SCHEME,
-    description="A token of role actions (read-only), operator or admin.",
-)
+_BEARER_TEXT = "A token of role actions (read-only), operator or admin."
 
 
 async def get_services(request: Request) -> Services:
@@ -57,7 +53,6 @@ async def get_services(request: Request) -> Services:
 
 
 ServicesDep = Annotated[Services, Depends(get_services)]
-BearerDep = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
 
 
 def _client(request: Request) -> str:
@@ -77,27 +72,32 @@ def _route_label(request: Request) -> str:
     return f"{request.method} {path}"
 
 
-class Guard:
+class Guard(HTTPBearer):
     """Authenticate the bearer token, apply the rate limits, authorize ``action``.
 
     The token is checked first: a valid token is never refused for other callers' failures
     from its address. A missing, malformed or unknown token is a 401 (audited, and counted
     against the client address), or a 429 once that address has failed too often; a role
     too low is a 403 (audited by ``AccessService.authorize``). Store calls run in a worker
-    thread; a token seen in the last seconds needs none (``AuthCache``)."""
+    thread; a token seen in the last seconds needs none (``AuthCache``).
+
+    It is the bearer security scheme itself (the OpenAPI documents declare it from here)
+    and reads everything else from the request: one dependency per route, not a tree that
+    FastAPI would solve on every request."""
 
     def __init__(self, action: Action) -> None:
+        super().__init__(auto_error=False, scheme_name=BEARER_SCHEME, description=_BEARER_TEXT)
         self.action = action
 
     def __repr__(self) -> str:
         return f"Guard({self.action.value})"
 
-    async def __call__(
-        self, request: Request, services: ServicesDep, credentials: BearerDep
-    ) -> Principal:
+    async def __call__(self, request: Request) -> Principal:  # type: ignore[override]
         state = request.app.state
+        services: Services = state.services
         limits: Limits = state.limits
         cache: AuthCache = state.auth_cache
+        credentials = await super().__call__(request)
         token = credentials.credentials if credentials is not None else None
         usable = token is not None and well_formed_token(token)
         principal = cache.get(token) if token and usable else None
@@ -190,8 +190,7 @@ async def guard_request(request: Request) -> None:
     guard = _route_guard(dependant) if isinstance(dependant, Dependant) else None
     if guard is None:
         return
-    services: Services = request.app.state.services
-    await guard(request, services, await bearer(request))
+    await guard(request)
 
 
 @dataclass(frozen=True)

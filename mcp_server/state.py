@@ -40,6 +40,7 @@ class Store:
         self._lock = threading.Lock()  # the fields below
         self._build_lock = threading.Lock()  # one build at a time
         self._closed = False
+        self._reading = 0  # change-feed reads in flight (they may outlive the feed's task)
         self._services: Services | None = None
         self._approved: OrderedDict[str, Approved] = OrderedDict()
         path = sqlite_file(settings)
@@ -106,8 +107,22 @@ class Store:
         return item
 
     def approved_marker(self) -> tuple[int, int]:
-        """(count, highest seq) of the approved set."""
-        return self.get().approvals.marker()
+        """(count, highest seq) of the approved set. The change feed abandons a read when it
+        stops; a read still running then closes the store once it is done."""
+        with self._lock:
+            if self._closed:
+                raise StorageError("the MCP server is shutting down")
+            self._reading += 1
+        try:
+            return self.get().approvals.marker()
+        finally:
+            with self._lock:
+                self._reading -= 1
+                leftover = self._services if self._closed and not self._reading else None
+                if leftover is not None:
+                    self._services = None
+            if leftover is not None:
+                leftover.close()
 
     def subscribe_changes(self, callback: Callable[[], None]) -> Callable[[], None] | None:
         """Call ``callback`` after any commit to the store (PostgreSQL); None on SQLite,
@@ -116,10 +131,13 @@ class Store:
         return changes.subscribe(callback) if changes.push else None
 
     def close(self) -> None:
-        """Close the store; a build in progress is not waited for (it closes its result)."""
+        """Close the store; a build or a change-feed read in progress is not waited for (it
+        closes the store when it ends)."""
         with self._lock:
             self._closed = True
-            services, self._services = self._services, None
+            services = self._services if not self._reading else None
+            if services is not None:
+                self._services = None
         if self._version is not None:
             self._version.close()
         if services is not None:

@@ -19,6 +19,7 @@ from mcp_types import ResourceListChangedNotification, ResourceUpdatedNotificati
 
 from core.bootstrap import Services
 from core.config import Settings
+from core.errors import StorageError
 from core.models import DraftIn
 from mcp_server.server import configure
 from mcp_server.state import AppContext, Store, current_app
@@ -213,3 +214,42 @@ def test_the_change_stamp_moves_with_every_commit_of_another_connection(
         assert second != first and store.change_stamp() == second
     finally:
         store.close()
+
+
+def test_a_feed_read_still_running_when_the_store_closes_closes_it_when_done(
+    world: World, settings: Settings
+) -> None:
+    """The feed abandons a read when it stops; the store is closed by that read once it
+    ends, so no connection outlives the server."""
+    import threading
+
+    store = Store(settings)
+    built = store.get()
+    entered, release = threading.Event(), threading.Event()
+    real_get = store.get
+
+    def slow_get() -> Services:
+        entered.set()
+        release.wait(timeout=30)
+        return real_get()
+
+    store.get = slow_get  # type: ignore[method-assign]
+    answers: list[tuple[int, int]] = []
+    reader = threading.Thread(target=lambda: answers.append(store.approved_marker()))
+    reader.start()
+    assert entered.wait(timeout=30)
+    store.close()
+    closed: list[bool] = []
+    real_close = built.close
+
+    def close_built() -> None:
+        closed.append(True)
+        real_close()
+
+    built.close = close_built  # type: ignore[method-assign]
+    assert not closed  # not under the running read
+    release.set()
+    reader.join(timeout=30)
+    assert answers == [(3, answers[0][1])] and closed == [True]
+    with pytest.raises(StorageError, match="shutting down"):
+        store.approved_marker()
