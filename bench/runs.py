@@ -33,7 +33,11 @@ sys.path.insert(0, str(ROOT))
 from anyio import to_thread  # noqa: E402
 
 from core.auth import Principal  # noqa: E402
-from core.bootstrap import Services, build_services  # noqa: E402
+from core.bootstrap import (  # noqa: E402
+    Services,
+    build_services,
+    build_worker,  # noqa: E402
+)
 from core.config import Settings  # noqa: E402
 from core.models import (  # noqa: E402
     ConfigPatch,
@@ -45,7 +49,6 @@ from core.models import (  # noqa: E402
     RunStatus,
 )
 from core.timeutil import parse_ts  # noqa: E402
-from core.worker import RunWorker  # noqa: E402
 
 ADMIN = Principal(role=Role.ADMIN, name="bench")
 OPERATOR = Principal(role=Role.OPERATOR, name="bench")
@@ -150,7 +153,7 @@ async def bench(args: argparse.Namespace, services: Services) -> None:
     for trial in range(args.trials):
         queued_ids = await to_thread.run_sync(approved_ids, services, f"queued{trial}", args.runs)
         queued = await to_thread.run_sync(create_runs, services, queued_ids)
-        worker = RunWorker(services, worker_id=f"bench-{trial}")
+        worker = build_worker(services, worker_id=f"bench-{trial}")
         task = asyncio.create_task(worker.run())
         try:
             queued_runs = await wait_all(services, queued)
@@ -162,7 +165,7 @@ async def bench(args: argparse.Namespace, services: Services) -> None:
             dump = [r.model_dump(mode="json") for r in queued_runs]
             Path(args.dump).write_text(json.dumps(dump))
 
-    worker = RunWorker(services, worker_id="bench")
+    worker = build_worker(services, worker_id="bench")
     task = asyncio.create_task(worker.run())
     try:
         # 1b. The same 100 runs created in one burst while the worker runs: creation and

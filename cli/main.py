@@ -246,7 +246,7 @@ def mcp(data_dir: Path | None, print_config: bool, remote: str | None) -> None:
 @click.option("--worker-id", default=None, help="Name of this worker (default: host-pid).")
 def worker(data_dir: Path | None, worker_id: str | None) -> None:
     """Run a standalone run worker until interrupted."""
-    from core.worker import run_standalone
+    from cli.worker_process import run_standalone
 
     settings = _store_settings(data_dir)
     _logging()

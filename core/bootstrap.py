@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from sqlalchemy.engine import Engine
 
@@ -30,7 +31,11 @@ from core.storage.engine import make_engine, sqlite_path, truncate_wal
 from core.storage.sql import SqlUnitOfWork
 from core.transfer import TransferService
 
-__all__ = ["Services", "build_event_hub", "build_services", "init_store"]
+if TYPE_CHECKING:
+    from core.ports import LlmProvider
+    from core.worker import RunWorker
+
+__all__ = ["Services", "build_event_hub", "build_services", "build_worker", "init_store"]
 
 
 @dataclass
@@ -89,7 +94,7 @@ def build_services(
     events = EventBus()
     uow = functools.partial(SqlUnitOfWork, engine, on_events=events.committed)
     plan, drafts = PlanService(uow), DraftService(uow)
-    provider = ProviderConfigService(uow, box)
+    provider = ProviderConfigService(uow, box, events)
     if box is not None:
         try:
             if provider.encrypt_plaintext_keys():
@@ -105,7 +110,7 @@ def build_services(
         drafts=drafts,
         approvals=ApprovalService(uow, events),
         runs=RunService(uow, events),
-        config=ConfigService(uow),
+        config=ConfigService(uow, events),
         provider=provider,
         access=AccessService(uow, settings),
         maintenance=MaintenanceService(uow),
@@ -136,3 +141,23 @@ def build_event_hub(services: Services) -> EventHub:
     elif sqlite_path(settings) is not None:
         hub.add_source(file_watch_source(changes.stamp, settings.event_watch_s))
     return hub
+
+
+def build_worker(
+    services: Services, *, worker_id: str | None = None, llm: LlmProvider | None = None
+) -> RunWorker:
+    """A run worker given only what it needs: the run service, the provider port, the
+    current config and active provider, the cleanup pass and the change feeds."""
+    from core.worker import RunWorker, WorkerDeps  # the gateway starts without the worker
+
+    deps = WorkerDeps(
+        settings=services.settings,
+        runs=services.runs,
+        llm=llm if llm is not None else services.generation.llm,
+        read_config=services.config.get,
+        read_provider=lambda: services.provider.load().active_entry(),
+        cleanup=services.maintenance.cleanup,
+        subscribe=services.events.subscribe,
+        changes=services.changes,
+    )
+    return RunWorker(deps, worker_id=worker_id)

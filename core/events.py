@@ -9,7 +9,7 @@ import logging
 import threading
 from collections.abc import Callable
 
-__all__ = ["EVENTS_COMMITTED", "EventBus"]
+__all__ = ["EVENTS_COMMITTED", "SETTINGS_CHANGED", "EventBus"]
 
 log = logging.getLogger(__name__)
 
@@ -17,11 +17,13 @@ Listener = Callable[[str, str], None]
 
 # Published after every commit that wrote to the event log.
 EVENTS_COMMITTED = "events.committed"
+# Published after a config or provider write: the worker re-reads both.
+SETTINGS_CHANGED = "settings.changed"
 
 
 class EventBus:
-    """Listeners get ``(event, target)``; ``event`` is ``run.created``, ``run.cancel`` or
-    ``events.committed``."""
+    """Listeners get ``(event, target)``; ``event`` is ``run.created``, ``run.cancel``,
+    ``settings.changed`` or ``events.committed``."""
 
     def __init__(self) -> None:
         self._listeners: list[Listener] = []

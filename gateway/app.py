@@ -14,7 +14,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.middleware.cors import CORSMiddleware
 
 from core import __version__
-from core.bootstrap import Services, build_event_hub, build_services
+from core.bootstrap import Services, build_event_hub, build_services, build_worker
 from core.config import Settings
 from core.services.access import check_env_tokens
 from gateway.authcache import AuthCache
@@ -53,10 +53,7 @@ def _report_worker_end(task: asyncio.Task[None]) -> None:
 
 @asynccontextmanager
 async def _embedded_worker(services: Services) -> AsyncIterator[None]:
-    # Imported here: the gateway must start (and its tests run) without loading the worker.
-    from core.worker import RunWorker
-
-    worker = RunWorker(services)
+    worker = build_worker(services)
     task = asyncio.create_task(worker.run(), name="ops-run-worker")
     task.add_done_callback(_report_worker_end)
     log.info("embedded run worker started")

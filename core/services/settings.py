@@ -10,6 +10,7 @@ from core.auth import Principal
 from core.crypto import SecretBox, SecretKeyMismatchError
 from core.errors import InputValidationError, StorageError
 from core.eventlog import emit
+from core.events import SETTINGS_CHANGED, EventBus
 from core.models import (
     Config,
     ConfigPatch,
@@ -31,6 +32,10 @@ __all__ = ["ConfigService", "ProviderConfigService", "view_of"]
 
 
 class ConfigService(Service):
+    def __init__(self, uow: UowFactory, events: EventBus | None = None) -> None:
+        super().__init__(uow)
+        self._events = events
+
     def get(self) -> Config:
         with self._uow() as uow:
             return load_config(uow)
@@ -50,7 +55,14 @@ class ConfigService(Service):
             )
             emit(uow, EventType.CONFIG_UPDATED, "config", changed=changes, actor=actor.actor)
             uow.commit()
+        _settings_changed(self._events, "config")
         return config
+
+
+def _settings_changed(events: EventBus | None, what: str) -> None:
+    """Tell this process's worker to re-read the config and the provider."""
+    if events is not None:
+        events.publish(SETTINGS_CHANGED, what)
 
 
 def view_of(config: ProviderConfig) -> ProviderConfigView:
@@ -82,9 +94,12 @@ class ProviderConfigService(Service):
     """Provider config; api keys are stored encrypted with the ``SecretBox`` key and only
     ``load`` (for core adapters) decrypts them."""
 
-    def __init__(self, uow: UowFactory, box: SecretBox | None = None) -> None:
+    def __init__(
+        self, uow: UowFactory, box: SecretBox | None = None, events: EventBus | None = None
+    ) -> None:
         super().__init__(uow)
         self._box = box
+        self._events = events
 
     @property
     def box(self) -> SecretBox:
@@ -175,6 +190,7 @@ class ProviderConfigService(Service):
                 detail={"active": active, "updated": sorted(data.providers)},
             )
             uow.commit()
+        _settings_changed(self._events, "provider")
         return view_of(result)
 
     def encrypt_plaintext_keys(self) -> list[str]:

@@ -12,7 +12,7 @@ import pytest
 from anyio import to_thread
 
 from core.auth import Principal
-from core.bootstrap import Services, build_services
+from core.bootstrap import Services, build_services, build_worker
 from core.config import Settings
 from core.models import (
     Approved,
@@ -70,7 +70,7 @@ def approve(
 
 @asynccontextmanager
 async def running(services: Services, **kwargs: Any) -> AsyncIterator[RunWorker]:
-    worker = RunWorker(services, **kwargs)
+    worker = build_worker(services, **kwargs)
     task = asyncio.create_task(worker.run())
     try:
         assert await worker.wait_ready(), task.done() and task.result()
