@@ -242,10 +242,17 @@ class RunWorker:
     # --- claims (in worker threads, under the claim lock) -----------------------------------
 
     def _current_settings(self) -> tuple[Config, ActiveProvider]:
-        """The config and active provider, re-read when this process changed them or
-        ``SETTINGS_REFRESH_S`` passed (another process may have)."""
+        """The config and active provider, re-read when this process changed them, while no
+        provider is active, or when ``SETTINGS_REFRESH_S`` passed (another process may have
+        changed them)."""
         now = time.monotonic()
-        if self._settings_stale or now - self._settings_read >= SETTINGS_REFRESH_S:
+        # No provider yet: look again every time, so a run never fails as "not configured"
+        # right after another process configured one.
+        if (
+            self._settings_stale
+            or self._provider is None
+            or now - self._settings_read >= SETTINGS_REFRESH_S
+        ):
             self._settings_stale = False
             self._config = self._deps.read_config()
             self._provider = self._deps.read_provider()
