@@ -101,6 +101,14 @@ class ConflictStateError(OpsError):
     title = "Conflict with the current state"
 
 
+class DuplicateKeyError(ConflictStateError):
+    """The store refused a row whose key exists already (a unique constraint): the storage
+    adapter raises it in place of its driver's error; services turn it into their own."""
+
+    code = "CONFLICT_STATE"
+    title = "Conflict with the current state"
+
+
 class RunAlreadyActiveError(ConflictStateError):
     """The approved item already has a pending or running run."""
 

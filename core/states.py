@@ -9,6 +9,8 @@ __all__ = [
     "DRAFT_EDITABLE",
     "DRAFT_TRANSITIONS",
     "RUN_ACTIVE",
+    "RUN_SOURCES",
+    "RUN_TERMINAL",
     "RUN_TRANSITIONS",
     "check_draft_transition",
     "check_run_transition",
@@ -36,7 +38,16 @@ RUN_TRANSITIONS: dict[RunStatus, frozenset[RunStatus]] = {
     RunStatus.CANCELLED: frozenset(),
 }
 
+# The one definition of "active" (a run that holds its approved item) and "terminal".
 RUN_ACTIVE = frozenset({RunStatus.PENDING, RunStatus.RUNNING})
+RUN_TERMINAL = frozenset(s for s, targets in RUN_TRANSITIONS.items() if not targets)
+
+# For each status, the statuses a run may be in to move there: the storage guard of every
+# status change (``RunRepo.set``) is derived from this, so the table is the only rule.
+RUN_SOURCES: dict[RunStatus, frozenset[RunStatus]] = {
+    target: frozenset(s for s, targets in RUN_TRANSITIONS.items() if target in targets)
+    for target in RunStatus
+}
 
 
 def check_draft_transition(current: DraftStatus, target: DraftStatus) -> None:

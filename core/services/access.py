@@ -22,12 +22,18 @@ from core.auth import (
     well_formed_token,
 )
 from core.config import Settings
-from core.errors import ConflictStateError, ForbiddenRoleError, InputValidationError, NotFoundError
+from core.errors import (
+    ConflictStateError,
+    DuplicateKeyError,
+    ForbiddenRoleError,
+    InputValidationError,
+    NotFoundError,
+    StorageError,
+)
 from core.ids import validate_name
 from core.models import Config, Role, TokenInfo
 from core.ports import UowFactory
 from core.services.base import Service, load_config
-from core.storage.sql import is_unique_violation
 from core.timeutil import now_ts
 
 __all__ = ["AccessService", "BootstrapResult", "check_env_tokens"]
@@ -129,10 +135,8 @@ class AccessService(Service):
             )
             try:
                 uow.commit()
-            except Exception as exc:
-                if is_unique_violation(exc):
-                    raise ConflictStateError(f"a token named '{name}' already exists") from None
-                raise
+            except DuplicateKeyError:
+                raise ConflictStateError(f"a token named '{name}' already exists") from None
         return TokenInfo(name=name, role=role, created_at=now), token
 
     def list_tokens(self) -> list[TokenInfo]:
@@ -177,16 +181,16 @@ class AccessService(Service):
                         detail={"reason": f"token '{name}' that allowed it was revoked"},
                     )
             elif uow.oauth.revoke_grant(name, now=now):
-                grant = uow.oauth.grant(name) or {}
+                info = uow.oauth.grant(name) or {}
                 audit.record(
                     uow.audit,
                     actor=actor,
                     action="token.revoke",
                     target=name,
                     detail={
-                        "client_id": grant.get("client_id"),
-                        "client": grant.get("client_name") or grant.get("client_id"),
-                        "user": grant.get("user_actor"),
+                        "client_id": info.get("client_id"),
+                        "client": info.get("client_name") or info.get("client_id"),
+                        "user": info.get("user_actor"),
                     },
                 )
             elif uow.tokens.get(name) is None and uow.oauth.grant(name) is None:
@@ -232,7 +236,7 @@ class AccessService(Service):
             with self._uow(write=True) as uow:
                 uow.tokens.touch(name, now=now_ts())
                 uow.commit()
-        except Exception:
+        except StorageError:  # a busy or lost store must not fail the request it serves
             log.warning("could not record last use of token %s", name)
 
     def config(self) -> Config:

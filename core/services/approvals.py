@@ -42,23 +42,23 @@ class ApprovalService(Service):
     def get(self, *, approved_id: str) -> Approved:
         validate_id(IdKind.APPROVED, approved_id)
         with self._uow() as uow:
-            return require(uow.approved.get(approved_id), "approved item", approved_id)  # type: ignore[no-any-return]
+            return require(uow.approved.get(approved_id), "approved item", approved_id)
 
     def of_draft(self, *, draft_id: str) -> Approved | None:
         """The approved item made from ``draft_id``, if it was approved."""
         validate_id(IdKind.DRAFT, draft_id)
         with self._uow() as uow:
-            return uow.approved.get_by_draft(draft_id)  # type: ignore[no-any-return]
+            return uow.approved.get_by_draft(draft_id)
 
     def marker(self) -> tuple[int, int]:
         """(count, highest seq) of the approved set: it changes whenever an item is approved."""
         with self._uow() as uow:
-            return uow.approved.marker()  # type: ignore[no-any-return]
+            return uow.approved.marker()
 
     def ids_with_prefix(self, *, prefix: str, limit: int = 100) -> list[str]:
         """Approved ids starting with ``prefix``, newest first (for completions)."""
         with self._uow() as uow:
-            return uow.approved.ids_with_prefix(prefix, max(1, min(limit, 200)))  # type: ignore[no-any-return]
+            return uow.approved.ids_with_prefix(prefix, max(1, min(limit, 200)))
 
     def list(
         self, *, task_id: str | None = None, limit: int | None = None, cursor: str | None = None

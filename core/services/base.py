@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, TypeVar
 
 from core.errors import InputValidationError, NotFoundError, PayloadTooLargeError
 from core.models import MAX_CONTENT_BYTES, MAX_CONTEXT_BYTES, Config, Plan
 from core.ports import UnitOfWork, UowFactory
 
 __all__ = ["Service", "check_content", "check_context", "load_config", "load_plan", "require"]
+
+T = TypeVar("T")
 
 PLAN_ID = "main"
 CONFIG_KEY = "config"
@@ -31,7 +33,8 @@ def load_config(uow: UnitOfWork) -> Config:
     return Config.model_validate(stored) if stored else Config()
 
 
-def require(item: Any, what: str, item_id: str) -> Any:
+def require(item: T | None, what: str, item_id: str) -> T:
+    """``item``, or ``NOT_FOUND`` naming it when the store has none."""
     if item is None:
         raise NotFoundError(f"{what} {item_id} not found", detail={"id": item_id})
     return item

@@ -48,7 +48,7 @@ class EventService(Service):
     def head(self) -> int:
         """The seq of the newest event (0 when there is none)."""
         with self._uow() as uow:
-            return uow.events.head()  # type: ignore[no-any-return]
+            return uow.events.head()
 
     def after(
         self,
@@ -60,4 +60,4 @@ class EventService(Service):
     ) -> builtins.list[Event]:
         """Events after ``after`` in seq order (at most ``limit``)."""
         with self._uow() as uow:
-            return uow.events.after(after, limit=limit, types=types, subject=subject)  # type: ignore[no-any-return]
+            return uow.events.after(after, limit=limit, types=types, subject=subject)

@@ -21,7 +21,13 @@ from ulid import ULID
 
 from core import audit
 from core.auth import Principal, hash_token
-from core.errors import ConflictStateError, ForbiddenRoleError, InputValidationError, NotFoundError
+from core.errors import (
+    ConflictStateError,
+    ForbiddenRoleError,
+    InputValidationError,
+    NotFoundError,
+    StorageError,
+)
 from core.models import Role
 from core.ports import UnitOfWork, UowFactory
 from core.services.base import Service
@@ -383,7 +389,7 @@ class OAuthService(Service):
                     },
                 )
                 uow.commit()
-        except Exception:
+        except StorageError:  # a busy or lost store must not fail the request it serves
             log.warning("could not record the use of OAuth grant %s", name)
 
     # --- grants ----------------------------------------------------------------------------

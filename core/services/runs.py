@@ -5,11 +5,17 @@ from __future__ import annotations
 
 import builtins
 from dataclasses import dataclass
+from typing import Any
 
 from core import audit
 from core.auth import Principal
 from core.canonical import sha256_hex
-from core.errors import ConflictStateError, InputValidationError, RunAlreadyActiveError
+from core.errors import (
+    ConflictStateError,
+    DuplicateKeyError,
+    InputValidationError,
+    RunAlreadyActiveError,
+)
 from core.eventlog import emit
 from core.events import EventBus
 from core.ids import IdKind, new_id, validate_id
@@ -17,7 +23,6 @@ from core.models import Approved, EventType, LogLine, LogPage, Page, Run, RunSta
 from core.pagination import MAX_SEQ, check_limit, decode_cursor, encode_cursor
 from core.ports import UnitOfWork, UowFactory
 from core.services.base import Service, load_config, require
-from core.storage.sql import is_unique_violation
 from core.timeutil import now_ts, ts_after
 
 __all__ = ["Claim", "RunService", "append_log_in", "finished_in", "insert_run"]
@@ -36,7 +41,7 @@ def append_log_in(uow: UnitOfWork, run_id: str, *, ts: str, level: str, msg: str
 
 def finished_in(uow: UnitOfWork, run_id: str) -> None:
     """The ``run.finished`` event of a run that just reached a terminal status."""
-    run: Run = uow.runs.get(run_id)
+    run = require(uow.runs.get(run_id), "run", run_id)
     emit(
         uow,
         EventType.RUN_FINISHED,
@@ -117,8 +122,8 @@ def _claim_in(
     )
     if not claimed:
         return None
-    run: Run = uow.runs.get(run_id)
-    approved: Approved = uow.approved.get(run.approved_id)
+    run = require(uow.runs.get(run_id), "run", run_id)
+    approved = require(uow.approved.get(run.approved_id), "approved item", run.approved_id)
     emit(
         uow,
         EventType.RUN_STARTED,
@@ -152,7 +157,7 @@ class RunService(Service):
     def get(self, *, run_id: str) -> Run:
         validate_id(IdKind.RUN, run_id)
         with self._uow() as uow:
-            return require(uow.runs.get(run_id), "run", run_id)  # type: ignore[no-any-return]
+            return require(uow.runs.get(run_id), "run", run_id)
 
     def list(
         self,
@@ -192,7 +197,7 @@ class RunService(Service):
         validate_id(IdKind.RUN, run_id)
         with self._uow() as uow:
             require(uow.runs.get(run_id), "run", run_id)
-            return uow.logs.tail(run_id, lines=max(0, min(lines, MAX_LOG_PAGE)))  # type: ignore[no-any-return]
+            return uow.logs.tail(run_id, lines=max(0, min(lines, MAX_LOG_PAGE)))
 
     def create(
         self, *, approved_id: str, actor: Principal, idempotency_key: str | None = None
@@ -228,12 +233,10 @@ class RunService(Service):
                 )
             try:
                 uow.commit()
-            except Exception as exc:  # the store's unique index is the last word
-                if is_unique_violation(exc):
-                    raise RunAlreadyActiveError(
-                        f"approved item {approved_id} already has a pending or running run"
-                    ) from None
-                raise
+            except DuplicateKeyError:  # the store's unique index is the last word
+                raise RunAlreadyActiveError(
+                    f"approved item {approved_id} already has a pending or running run"
+                ) from None
         self._events.publish("run.created", run.id)
         return run, True
 
@@ -270,7 +273,7 @@ class RunService(Service):
                 target=run_id,
                 detail={"status": run.status.value},
             )
-            updated: Run = uow.runs.get(run_id)
+            updated = require(uow.runs.get(run_id), "run", run_id)
             uow.commit()
         self._events.publish("run.cancel", run_id)
         return updated
@@ -399,7 +402,7 @@ class RunService(Service):
                 return []
             config = load_config(uow)
             for run_id, attempt, cancel in expired:
-                values: dict[str, object] = {"lease_owner": None, "lease_expires_at": None}
+                values: dict[str, Any] = {"lease_owner": None, "lease_expires_at": None}
                 if cancel:
                     status, msg = RunStatus.CANCELLED, "lease expired; cancel was requested"
                     values["finished_at"] = now

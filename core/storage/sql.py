@@ -14,7 +14,7 @@ from types import TracebackType
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from core.errors import StorageError
+from core.errors import DuplicateKeyError, StorageError
 from core.storage.engine import WRITE
 from core.storage.failures import as_storage_error
 from core.storage.gate import write_gate
@@ -28,7 +28,7 @@ from core.storage.repos.runs import IdempotencyRepo, LogRepo, RunRepo, WorkerRep
 from core.storage.repos.sessions import SessionRepo
 from core.storage.repos.webhooks import WebhookRepo
 
-__all__ = ["SqlUnitOfWork", "is_unique_violation"]
+__all__ = ["SqlUnitOfWork"]
 
 log = logging.getLogger(__name__)
 
@@ -37,9 +37,19 @@ log = logging.getLogger(__name__)
 CONNECT_RETRY_S = (0.05, 0.2, 0.5)
 
 
-def is_unique_violation(exc: BaseException) -> bool:
-    text = str(getattr(exc, "orig", exc)).lower()
-    return "unique" in text or "duplicate key" in text
+def _is_unique_violation(exc: BaseException) -> bool:
+    if not isinstance(exc, sa.exc.IntegrityError):
+        return False
+    orig = exc.orig
+    if getattr(orig, "sqlstate", None) == "23505":  # PostgreSQL unique_violation
+        return True
+    text = str(orig).lower()
+    return "unique constraint failed" in text or "primary key" in text  # SQLite
+
+
+def _duplicate(exc: BaseException) -> DuplicateKeyError:
+    log.info("unique constraint: %s", _reason(exc))
+    return DuplicateKeyError("an item with this key exists already")
 
 
 class SqlUnitOfWork:
@@ -142,6 +152,8 @@ class SqlUnitOfWork:
                 notify_change(self._conn)
             self._conn.commit()
         except sa.exc.DBAPIError as exc:
+            if _is_unique_violation(exc):
+                raise _duplicate(exc) from None
             if not _is_store_failure(exc):
                 raise
             raise _storage_error(exc) from None
@@ -173,6 +185,8 @@ class SqlUnitOfWork:
             conn.close()
             if self._gate is not None:
                 self._gate.release()
+        if exc is not None and _is_unique_violation(exc):
+            raise _duplicate(exc) from None
         if exc is not None and _is_store_failure(exc):
             raise _storage_error(exc) from None
 

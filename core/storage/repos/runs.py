@@ -10,13 +10,14 @@ import sqlalchemy as sa
 
 from core.errors import StorageError
 from core.models import LogLine, Run, RunStatus
+from core.states import RUN_ACTIVE, RUN_SOURCES, RUN_TERMINAL
 from core.storage import tables as t
 from core.storage.repos.base import KEY, Repo, counted, page, row_dict, seq_value
 
 __all__ = ["IdempotencyRepo", "LogRepo", "RunRepo", "WorkerRepo"]
 
-_ACTIVE = (RunStatus.PENDING.value, RunStatus.RUNNING.value)
-_TERMINAL = (RunStatus.DONE.value, RunStatus.ERROR.value, RunStatus.CANCELLED.value)
+_ACTIVE = tuple(sorted(s.value for s in RUN_ACTIVE))
+_TERMINAL = tuple(sorted(s.value for s in RUN_TERMINAL))
 
 _INSERT_RUN = sa.insert(t.runs)
 _RUN_PUBLIC = [
@@ -53,10 +54,17 @@ class RunRepo(Repo):
         owner: str | None = None,
         **values: Any,
     ) -> bool:
-        """Update a run; guarded by its current status (and lease owner). True if it changed."""
+        """Update a run; guarded by its current status (and lease owner). True if it changed.
+
+        A status change is only applied from a status that the transition table allows
+        (``core.states.RUN_SOURCES``); ``only_status`` narrows that further."""
         stmt = sa.update(t.runs).where(t.runs.c.id == run_id)
-        if only_status is not None:
-            stmt = stmt.where(t.runs.c.status.in_(only_status))
+        guard = None if only_status is None else set(only_status)
+        if "status" in values:
+            allowed = {s.value for s in RUN_SOURCES[RunStatus(values["status"])]}
+            guard = allowed if guard is None else guard & allowed
+        if guard is not None:
+            stmt = stmt.where(t.runs.c.status.in_(sorted(guard)))
         if owner is not None:
             stmt = stmt.where(t.runs.c.lease_owner == owner)
         return bool(self.conn.execute(stmt.values(**values)).rowcount)
