@@ -11,10 +11,8 @@ tokens are stored as SHA-256 only.
 from __future__ import annotations
 
 import logging
-import secrets
 import threading
 import time
-from dataclasses import dataclass
 from typing import Any
 
 from ulid import ULID
@@ -29,8 +27,25 @@ from core.errors import (
     StorageError,
 )
 from core.models import Role
-from core.ports import UnitOfWork, UowFactory
+from core.ports import UowFactory
 from core.services.base import Service
+from core.services.oauth_records import (
+    ACCESS_TTL_S,
+    CODE_TTL_S,
+    GRANT_PREFIX,
+    MAX_OAUTH_ROLE,
+    REFRESH_TTL_S,
+    USE_AUDIT_EVERY_S,
+    CodeRecord,
+    GrantInfo,
+    OAuthAccess,
+    TokenPair,
+    access_of,
+    audit_reuse,
+    grant_detail,
+    issue_tokens,
+    new_secret,
+)
 from core.timeutil import now_ts
 
 __all__ = [
@@ -47,75 +62,6 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-
-ACCESS_TTL_S = 3600
-REFRESH_TTL_S = 30 * 24 * 3600
-CODE_TTL_S = 60
-GRANT_PREFIX = "oauth-"
-# OAuth tokens read (and, once the role exists, claim agent runs): never operator or admin.
-MAX_OAUTH_ROLE: Role = getattr(Role, "AGENT", Role.ACTIONS)
-_USE_AUDIT_EVERY_S = 60.0
-
-
-@dataclass(frozen=True)
-class TokenPair:
-    access_token: str
-    refresh_token: str
-    expires_in: int
-    scopes: list[str]
-    grant: str
-
-
-@dataclass(frozen=True)
-class CodeRecord:
-    client_id: str
-    scopes: list[str]
-    code_challenge: str
-    redirect_uri: str
-    redirect_uri_explicit: bool
-    resource: str | None
-    expires_at: float
-    user: str
-
-
-@dataclass(frozen=True)
-class OAuthAccess:
-    """An active OAuth token: the principal it acts as and who it belongs to."""
-
-    principal: Principal
-    kind: str
-    client_id: str
-    client_name: str | None
-    user: str
-    user_token: str
-    scopes: list[str]
-    resource: str | None
-    expires_at: int
-
-
-@dataclass(frozen=True)
-class GrantInfo:
-    name: str
-    role: Role
-    client_id: str
-    client_name: str | None
-    user: str
-    scopes: list[str]
-    created_at: str
-    last_used_at: str | None
-    revoked_at: str | None
-
-
-def _secret(prefix: str) -> str:
-    return f"{prefix}_{secrets.token_urlsafe(32)}"
-
-
-def _grant_detail(row: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "client_id": row["client_id"],
-        "client": row.get("client_name") or row["client_id"],
-        "user": row["user_actor"],
-    }
 
 
 class OAuthService(Service):
@@ -185,7 +131,7 @@ class OAuthService(Service):
             )
         if not MAX_OAUTH_ROLE.includes(role):
             raise InputValidationError(f"OAuth tokens are limited to role '{MAX_OAUTH_ROLE}'")
-        code = _secret("ops_oac")
+        code = new_secret("ops_oac")
         with self._uow(write=True) as uow:
             client = uow.oauth.client(client_id)
             if client is None:
@@ -275,14 +221,14 @@ class OAuthService(Service):
                 resource=row["resource"],
                 created_at=now_ts(),
             )
-            pair = self._issue(uow, name, list(row["scopes"]))
+            pair = issue_tokens(uow, name, list(row["scopes"]))
             grant = uow.oauth.grant(name) or {}
             audit.record(
                 uow.audit,
                 actor=f"{row['role']}:{name}",
                 action="oauth.token.issue",
                 target=name,
-                detail={**_grant_detail(grant), "grant_type": "authorization_code"},
+                detail={**grant_detail(grant), "grant_type": "authorization_code"},
             )
             uow.commit()
         return pair
@@ -300,7 +246,7 @@ class OAuthService(Service):
             return None
         if row["expires_at"] < time.time():
             return None
-        return self._access(row)
+        return access_of(row)
 
     def refresh(
         self, *, token: str, client_id: str, scopes: list[str], user_active: bool
@@ -316,7 +262,7 @@ class OAuthService(Service):
             name = row["grant_name"]
             if not uow.oauth.use_token(token_hash, now=now_ts()):
                 uow.oauth.revoke_grant(name, now=now_ts())
-                self._audit_reuse(uow, name, what="refresh token")
+                audit_reuse(uow, name, what="refresh token")
                 uow.commit()
                 return None
             if not user_active:
@@ -327,17 +273,17 @@ class OAuthService(Service):
                     action="oauth.token.refresh",
                     target=name,
                     outcome="denied",
-                    detail={**_grant_detail(row), "reason": "the user's token is revoked"},
+                    detail={**grant_detail(row), "reason": "the user's token is revoked"},
                 )
                 uow.commit()
                 return None
-            pair = self._issue(uow, name, scopes)
+            pair = issue_tokens(uow, name, scopes)
             audit.record(
                 uow.audit,
                 actor=f"{row['role']}:{name}",
                 action="oauth.token.issue",
                 target=name,
-                detail={**_grant_detail(row), "grant_type": "refresh_token"},
+                detail={**grant_detail(row), "grant_type": "refresh_token"},
             )
             uow.commit()
         return pair
@@ -351,14 +297,14 @@ class OAuthService(Service):
             return None
         if row["expires_at"] < time.time():
             return None
-        return self._access(row)
+        return access_of(row)
 
     def load_token(self, token: str) -> OAuthAccess | None:
         """Any active token of an active grant (access or refresh), for revocation."""
         row = self._token_row(token)
         if row is None or row["revoked_at"] is not None:
             return None
-        return self._access(row)
+        return access_of(row)
 
     def record_use(self, access: OAuthAccess, *, route: str) -> None:
         """Audit the use of an OAuth token with its client and user: the first use at once,
@@ -366,9 +312,9 @@ class OAuthService(Service):
         name = access.principal.name
         now = time.monotonic()
         with self._lock:
-            last, uses = self._used.get(name, (-_USE_AUDIT_EVERY_S, 0))
+            last, uses = self._used.get(name, (-USE_AUDIT_EVERY_S, 0))
             uses += 1
-            if now - last < _USE_AUDIT_EVERY_S:
+            if now - last < USE_AUDIT_EVERY_S:
                 self._used[name] = (last, uses)
                 return
             self._used[name] = (now, 0)
@@ -428,66 +374,13 @@ class OAuthService(Service):
             row: dict[str, Any] | None = uow.oauth.token(hash_token(token))
         return row
 
-    @staticmethod
-    def _access(row: dict[str, Any]) -> OAuthAccess:
-        return OAuthAccess(
-            principal=Principal(role=Role(row["role"]), name=row["grant_name"]),
-            kind=row["kind"],
-            client_id=row["client_id"],
-            client_name=row["client_name"],
-            user=row["user_actor"],
-            user_token=row["user_token"],
-            scopes=list(row["scopes"]),
-            resource=row["resource"],
-            expires_at=int(row["expires_at"]),
-        )
-
-    @staticmethod
-    def _issue(uow: UnitOfWork, name: str, scopes: list[str]) -> TokenPair:
-        access, refresh = _secret("ops_oat"), _secret("ops_ort")
-        now, epoch = now_ts(), int(time.time())
-        uow.oauth.add_token(
-            token_hash=hash_token(access),
-            grant_name=name,
-            kind="access",
-            expires_at=epoch + ACCESS_TTL_S,
-            now=now,
-        )
-        uow.oauth.add_token(
-            token_hash=hash_token(refresh),
-            grant_name=name,
-            kind="refresh",
-            expires_at=epoch + REFRESH_TTL_S,
-            now=now,
-        )
-        return TokenPair(
-            access_token=access,
-            refresh_token=refresh,
-            expires_in=ACCESS_TTL_S,
-            scopes=list(scopes),
-            grant=name,
-        )
-
     def _revoke_after_reuse(self, name: str | None, *, what: str) -> None:
         if name is None:
             return
         with self._uow(write=True) as uow:
             if uow.oauth.revoke_grant(name, now=now_ts()):
-                self._audit_reuse(uow, name, what=what)
+                audit_reuse(uow, name, what=what)
                 uow.commit()
-
-    @staticmethod
-    def _audit_reuse(uow: UnitOfWork, name: str, *, what: str) -> None:
-        grant = uow.oauth.grant(name) or {}
-        log.warning("OAuth %s reused: grant %s revoked", what, name)
-        audit.record(
-            uow.audit,
-            actor=f"{grant.get('role', 'actions')}:{name}",
-            action="oauth.token.reuse",
-            target=name,
-            outcome="denied",
-            detail={**(_grant_detail(grant) if grant else {}), "reused": what},
-        )
 
     def _revoke_grant(self, name: str, *, actor: str, missing_ok: bool) -> None:
         with self._uow(write=True) as uow:
@@ -505,6 +398,6 @@ class OAuthService(Service):
                 actor=actor,
                 action="token.revoke",
                 target=name,
-                detail=_grant_detail(grant),
+                detail=grant_detail(grant),
             )
             uow.commit()
