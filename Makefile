@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint check fmt bench clean browser screenshots
+.PHONY: run test lint check fmt bench bench-scale clean browser screenshots
 
 SOURCES := core gateway mcp_server prompts cli tests bench
 TYPED   := core gateway mcp_server cli
@@ -61,6 +61,11 @@ bench: $(STAMP)
 	$(BIN)/python bench/runs.py
 	$(BIN)/python bench/mcp.py
 	$(BIN)/python bench/events.py
+
+# Scale-out on PostgreSQL (OPS_TEST_DATABASE_URL, default the local server): worker processes,
+# approvals vs raw psycopg, and bench/runs.py with the store on PostgreSQL.
+bench-scale: $(STAMP)
+	$(BIN)/python bench/scale.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -9,6 +9,10 @@ The provider is ``tests/fake_llm.py`` in its own process on 127.0.0.1; the worke
 embedded one (same process as the code creating runs, as in ``ops-trigger serve``).
 
     .venv/bin/python bench/runs.py [--runs 100] [--delay 0.2] [--slots 10]
+        [--postgres postgresql+psycopg://postgres@127.0.0.1:5432/test]
+
+With ``--postgres`` the store is a fresh PostgreSQL database on that server (created for the
+run and dropped afterwards) instead of a SQLite file.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import argparse
 import asyncio
 import json
 import logging
+import secrets
 import socket
 import statistics
 import subprocess
@@ -24,6 +29,8 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
 
@@ -245,6 +252,27 @@ async def bench(args: argparse.Namespace, services: Services) -> None:
     )
 
 
+@contextmanager
+def _store(server: str | None) -> Iterator[str | None]:
+    """``None`` (the SQLite default), or a fresh database on the PostgreSQL ``server``."""
+    if server is None:
+        yield None
+        return
+    import psycopg
+    import sqlalchemy as sa
+
+    base = sa.make_url(Settings(database_url=server).db_url)
+    admin = base.set(drivername="postgresql").render_as_string(hide_password=False)
+    name = f"ops_bench_{secrets.token_hex(4)}"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield base.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=100)
@@ -254,12 +282,14 @@ def main() -> None:
     parser.add_argument("--cancels", type=int, default=10)
     parser.add_argument("--trials", type=int, default=3, help="makespan trials (median)")
     parser.add_argument("--dump", default=None, help="write the 100 runs as JSON here")
+    parser.add_argument("--postgres", default=None, help="a server URL: run on PostgreSQL")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     provider, url = start_provider(args.delay)
     try:
-        with tempfile.TemporaryDirectory(prefix="ops-bench-") as tmp:
-            services = build_services(Settings(data_dir=Path(tmp)))
+        with tempfile.TemporaryDirectory(prefix="ops-bench-") as tmp, _store(args.postgres) as db:
+            out(f"store: {'PostgreSQL' if db else 'SQLite'}")
+            services = build_services(Settings(data_dir=Path(tmp), database_url=db))
             try:
                 services.provider.update(
                     data=ProviderConfigIn(

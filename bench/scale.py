@@ -4,6 +4,9 @@ Prints, each measured in this run:
   1. runs per second with a no-latency provider at 1, 2 and 4 ``ops-trigger worker``
      processes, and the scaling ratio 2 workers / 1                 goal >= 1.6 (cores allow)
   2. creation -> start p50 for a run that finds a free slot        goal <= 25 ms
+  3. approvals per second through the services ÷ raw psycopg transactions issuing the same
+     statements (``bench/approvals_pg.py``)                          goal >= 0.5
+  4. the makespan figures of ``bench/runs.py`` with the store on PostgreSQL
 
 The provider is ``tests/fake_llm.py`` in its own process on 127.0.0.1. Needs a server where
 the user may create databases (``OPS_TEST_DATABASE_URL`` or ``--url``); one database is
@@ -43,6 +46,9 @@ from core.models import (  # noqa: E402
     RunStatus,
 )
 from core.timeutil import parse_ts  # noqa: E402
+
+sys.path.insert(0, str(ROOT / "bench"))
+import approvals_pg  # noqa: E402
 
 ADMIN = Principal(role=Role.ADMIN, name="bench")
 OPERATOR = Principal(role=Role.OPERATOR, name="bench-op")
@@ -144,6 +150,7 @@ def main() -> None:
         ),
     )
     parser.add_argument("--runs", type=int, default=300)
+    parser.add_argument("--approvals", type=int, default=600)
     args = parser.parse_args()
     base = sa.make_url(Settings(database_url=args.url).db_url)
     port = _free_port()
@@ -160,18 +167,25 @@ def main() -> None:
         for workers in (1, 2, 4):
             rates[workers], found = measure(base, f"http://127.0.0.1:{port}/v1", workers, args.runs)
             waits += found
-            sys.stdout.write(f"{workers} worker(s): {rates[workers]:.1f} runs/s\n")
+            sys.stdout.write(f"1. {workers} worker(s): {rates[workers]:.1f} runs/s\n")
         sys.stdout.write(
             f"scaling 2 workers / 1: {rates[2] / rates[1]:.2f}   (goal >= 1.6; "
             f"{os.cpu_count()} cores for workers, database, provider and this driver)\n"
         )
         sys.stdout.write(
-            f"created -> started p50 with a free slot: {statistics.median(waits) * 1000:.1f} ms"
+            f"2. created -> started p50 with a free slot: {statistics.median(waits) * 1000:.1f} ms"
             f" over {len(waits)} runs   (goal <= 25 ms)\n"
         )
     finally:
         fake.terminate()
         fake.wait(timeout=10)
+    sys.stdout.write(f"3. {approvals_pg.report(base, args.approvals)}\n")
+    sys.stdout.write("4. bench/runs.py on PostgreSQL:\n")
+    sys.stdout.flush()
+    server = base.render_as_string(hide_password=False)
+    subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "runs.py"), "--postgres", server], check=True
+    )
 
 
 if __name__ == "__main__":
