@@ -27,7 +27,7 @@ def test_a_forbidden_status_change_is_not_applied(
 ) -> None:
     item = make_approved()
     run, _ = services.runs.create(approved_id=item.id, actor=operator)
-    with SqlUnitOfWork(services.engine, write=True) as uow:
+    with SqlUnitOfWork(services._engine, write=True) as uow:
         # pending -> done skips running: the guard refuses it even when asked without one.
         assert uow.runs.set(run.id, status=RunStatus.DONE.value) is False
         # A narrower guard that the table does not allow changes nothing either.
@@ -44,7 +44,7 @@ def test_a_forbidden_status_change_is_not_applied(
 def test_a_duplicate_key_is_a_core_error(services: Services, admin: Principal) -> None:
     services.access.create_token(role=Role.OPERATOR, name="twice", actor=admin.actor)
     with pytest.raises(DuplicateKeyError) as caught:
-        with SqlUnitOfWork(services.engine, write=True) as uow:
+        with SqlUnitOfWork(services._engine, write=True) as uow:
             uow.tokens.add(name="twice", role="operator", token_hash="0" * 64, now="2026")
             uow.commit()
     assert isinstance(caught.value, ConflictStateError)  # a 409 at any door, never a 500
