@@ -23,6 +23,7 @@ class CleanupResult:
     runs: int
     idempotency_keys: int
     events: int = 0
+    webhook_deliveries: int = 0
 
 
 class MaintenanceService(Service):
@@ -78,7 +79,8 @@ class MaintenanceService(Service):
 
     def cleanup(self, *, actor: str = "system:cleanup") -> CleanupResult:
         """Delete rejected/error drafts after ``draft_ttl_days``, terminal runs after
-        ``run_ttl_days`` and events after ``event_ttl_days``; approved items are kept."""
+        ``run_ttl_days``, events and webhook delivery attempts after ``event_ttl_days``;
+        approved items are kept."""
         with self._uow(write=True) as uow:
             config = load_config(uow)
             drafts = uow.drafts.delete_stale(
@@ -88,6 +90,9 @@ class MaintenanceService(Service):
             runs = uow.runs.delete_finished(before=ts_after(-config.run_ttl_days * 86_400))
             keys = uow.idempotency.purge(before=ts_after(-24 * 3600))
             events = uow.events.delete_before(ts_after(-config.event_ttl_days * 86_400))
+            attempts = uow.webhooks.delete_deliveries_before(
+                ts_after(-config.event_ttl_days * 86_400)
+            )
             uow.workers.purge(before=ts_after(-86_400))
             if drafts or runs:
                 audit.record(
@@ -98,4 +103,10 @@ class MaintenanceService(Service):
                     detail={"drafts": drafts, "runs": runs},
                 )
             uow.commit()
-        return CleanupResult(drafts=drafts, runs=runs, idempotency_keys=keys, events=events)
+        return CleanupResult(
+            drafts=drafts,
+            runs=runs,
+            idempotency_keys=keys,
+            events=events,
+            webhook_deliveries=attempts,
+        )

@@ -347,3 +347,9 @@ class WebhookService(Service):
             "next_attempt_at": later,
         }
         return values, DeliveryOutcome.FAILED, later
+
+    def release(self, *, webhook_id: str, owner: str) -> None:
+        """Give a claimed webhook back without an attempt (a stopping worker)."""
+        with self._uow(write=True) as uow:
+            uow.webhooks.update_leased(webhook_id, owner, lease_owner=None, lease_expires_at=None)
+            uow.commit()

@@ -102,3 +102,8 @@ class WebhookRepo(Repo):
         more = len(rows) > limit
         items = [dict(r._mapping) for r in rows[:limit]]
         return items, (int(items[-1]["seq"]) if more and items else None)
+
+    def delete_deliveries_before(self, ts: str) -> int:
+        """Forget attempts recorded before ``ts`` (the cleanup pass, with the events)."""
+        stmt = sa.delete(_D).where(_D.c.ts < ts)
+        return int(self.conn.execute(stmt).rowcount or 0)
