@@ -33,6 +33,7 @@ from core.transfer import TransferService
 
 if TYPE_CHECKING:
     from core.ports import LlmProvider
+    from core.webhooks.delivery import DispatcherThread
     from core.worker import RunWorker
 
 __all__ = ["Services", "build_event_hub", "build_services", "build_worker", "init_store"]
@@ -144,7 +145,11 @@ def build_event_hub(services: Services) -> EventHub:
 
 
 def build_worker(
-    services: Services, *, worker_id: str | None = None, llm: LlmProvider | None = None
+    services: Services,
+    *,
+    worker_id: str | None = None,
+    llm: LlmProvider | None = None,
+    webhooks: bool = True,
 ) -> RunWorker:
     """A run worker given only what it needs: the run service, the provider port, the
     current config and active provider, the cleanup pass and the change feeds."""
@@ -159,5 +164,13 @@ def build_worker(
         cleanup=services.maintenance.cleanup,
         subscribe=services.events.subscribe,
         changes=services.changes,
+        deliveries=functools.partial(_deliveries, services) if webhooks else None,
     )
     return RunWorker(deps, worker_id=worker_id)
+
+
+def _deliveries(services: Services, owner: str) -> DispatcherThread:
+    """The webhook delivery loop of the worker ``owner``, on a thread of its own."""
+    from core.webhooks.delivery import DispatcherThread, WebhookDispatcher
+
+    return DispatcherThread(WebhookDispatcher(services, owner=owner))

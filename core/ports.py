@@ -230,6 +230,7 @@ class WebhookPort(Protocol):
     def deliveries(
         self, webhook_id: str, *, after: int | None, limit: int
     ) -> tuple[builtins.list[dict[str, Any]], int | None]: ...
+    def delete_deliveries_before(self, ts: str) -> int: ...
 
 
 # --- the unit of work --------------------------------------------------------------------

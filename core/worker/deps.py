@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 from core.config import Settings
 from core.models import Config, ProviderEntry
@@ -13,10 +14,19 @@ from core.services.maintenance import CleanupResult
 from core.services.runs import RunService
 from core.storage.changes import StoreChanges
 
-__all__ = ["ActiveProvider", "WorkerDeps"]
+__all__ = ["ActiveProvider", "SideLoop", "WorkerDeps"]
 
 ActiveProvider = tuple[str, ProviderEntry] | None
 BusListener = Callable[[str, str], None]
+
+
+class SideLoop(Protocol):
+    """A loop the worker process runs beside the run worker on a thread of its own (the
+    webhook deliveries): started after the worker registers, stopped when it stops."""
+
+    def start(self) -> None: ...
+
+    def stop(self) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -34,3 +44,5 @@ class WorkerDeps:
     subscribe: Callable[[BusListener], Callable[[], None]]
     # Any process's commits (SQLite file stamp, PostgreSQL LISTEN/NOTIFY).
     changes: StoreChanges
+    # The webhook delivery loop for this worker id, or None for a worker without one.
+    deliveries: Callable[[str], SideLoop] | None = None

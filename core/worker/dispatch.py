@@ -29,7 +29,7 @@ from core.events import SETTINGS_CHANGED
 from core.models import Config, RunStatus
 from core.services.runs import Claim
 from core.worker.attempt import run_attempt
-from core.worker.deps import ActiveProvider, WorkerDeps
+from core.worker.deps import ActiveProvider, SideLoop, WorkerDeps
 from core.worker.job import Job, default_worker_id
 from core.worker.passes import Passes
 
@@ -166,6 +166,7 @@ class RunWorker:
         deps = self._deps
         unsubscribe = deps.subscribe(self._on_bus)
         unsubscribe_changes: Callable[[], None] = _nothing
+        side: SideLoop | None = None
         background: list[asyncio.Task[None]] = []
         passes = Passes(deps, self)
         try:
@@ -174,6 +175,9 @@ class RunWorker:
             # reports the worker alive on its first request.
             self._runs.heartbeat(run_ids=[], worker_id=self.worker_id, lease_s=self._lease_s)
             await self._start()
+            side = deps.deliveries(self.worker_id) if deps.deliveries is not None else None
+            if side is not None:
+                side.start()
             background = [
                 asyncio.create_task(passes.heartbeat(), name="worker heartbeat"),
                 asyncio.create_task(passes.cancel_poll(), name="worker cancel poll"),
@@ -199,6 +203,8 @@ class RunWorker:
                 task.cancel()
             await asyncio.gather(*background, return_exceptions=True)
             await self._abandon()
+            if side is not None:
+                await to_thread.run_sync(side.stop)
             try:
                 await to_thread.run_sync(
                     lambda: self._runs.worker_stopped(worker_id=self.worker_id)
