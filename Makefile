@@ -61,6 +61,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/runs.py
 	$(BIN)/python bench/mcp.py
 	$(BIN)/python bench/events.py
+	$(BIN)/python bench/transfer.py
 	$(BIN)/python bench/webhooks.py
 
 # Scale-out on PostgreSQL (OPS_TEST_DATABASE_URL, default the local server): worker processes,

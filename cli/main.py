@@ -1,6 +1,7 @@
 """``ops-trigger``: the local commands (init, serve, mcp, worker, token, audit, export,
-import, cleanup) and the remote ones that talk to a gateway over HTTP (status, plan, drafts,
-approved, runs: modules ``cli.reads``, ``cli.drafts``, ``cli.runs``; docs/cli.md).
+import, store copy, cleanup) and the remote ones that talk to a gateway over HTTP (status,
+plan, drafts, approved, runs: modules ``cli.reads``, ``cli.drafts``, ``cli.runs``;
+docs/cli.md).
 
 Every command takes ``--data-dir``. Core errors become one line on stderr and exit code 1.
 Commands that start a server import that server's entry point lazily, so ``ops-trigger mcp``
@@ -434,6 +435,55 @@ def import_cmd(data_dir: Path | None, directory: Path, unhashed_as_drafts: bool)
             "first: 'ops-trigger serve --no-worker', then PUT /ops/config.",
             err=True,
         )
+
+
+@cli.group()
+@data_dir_option
+def store(data_dir: Path | None) -> None:
+    """The store as a whole: copy it to another database."""
+
+
+# Exit code of 'store copy' when the target is not empty (the remote commands' 409 code).
+_TARGET_NOT_EMPTY = 8
+
+
+@store.command("copy")
+@data_dir_option
+@click.option(
+    "--to",
+    "url",
+    required=True,
+    help="The empty database to copy into: sqlite:////path/ops.db or "
+    "postgresql+psycopg://user@host/db.",
+)
+def store_copy(data_dir: Path | None, url: str) -> None:
+    """Copy the whole store to an empty database (SQLite or PostgreSQL) and verify it."""
+    from core.errors import ConflictStateError
+
+    services = _open_services(data_dir)
+    try:
+        result = services.transfer.copy_to(url=url, actor="cli:store-copy")
+    except ConflictStateError as exc:
+        click.echo(f"Error: {exc.code}: {exc.message}", err=True)
+        sys.exit(_TARGET_NOT_EMPTY)
+    finally:
+        services.close()
+    total = sum(result.rows.values())
+    click.echo(
+        f"Copied {result.source} to {result.target}: {total} rows in {len(result.rows)} tables"
+    )
+    for name, count in result.rows.items():
+        click.echo(f"  {name:<16} {count}")
+    seq, head = result.audit_head
+    click.echo(f"Verified: row counts of every table, audit chain up to seq {seq} ({head[:16]}…)")
+    settings = services.settings
+    where = "OPS_SECRET_KEY" if settings.secret_key is not None else str(settings.secret_key_path)
+    click.echo(
+        f"Provider keys stay encrypted under the secret key ({where}): give every process "
+        "that uses the copy the same key (copy secret.key into its data dir, or set "
+        "OPS_SECRET_KEY), then point it at the copy with OPS_DATABASE_URL.",
+        err=True,
+    )
 
 
 @cli.command()

@@ -29,6 +29,7 @@ from core.services.webhooks import WebhookService
 from core.storage.changes import StoreChanges, open_changes
 from core.storage.engine import make_engine, sqlite_path, truncate_wal
 from core.storage.sql import SqlUnitOfWork
+from core.storage.target import open_copy_target
 from core.transfer import TransferService
 
 if TYPE_CHECKING:
@@ -120,7 +121,12 @@ def build_services(
         ),
         oauth=OAuthService(uow),
         event_log=EventService(uow),
-        transfer=TransferService(uow, provider),
+        transfer=TransferService(
+            uow,
+            provider,
+            store_label=settings.database_label,
+            open_target=functools.partial(open_copy_target, settings),
+        ),
         secrets=SecretKeyService(provider, settings, functools.partial(truncate_wal, engine)),
         sessions=SessionService(uow, settings),
         webhooks=WebhookService(uow, settings=settings, box=box),

@@ -5,7 +5,7 @@ services import only these Protocols, never an adapter."""
 from __future__ import annotations
 
 import builtins
-from collections.abc import Callable, Collection, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from typing import Any, Protocol
 
@@ -25,6 +25,7 @@ from core.models import (
 __all__ = [
     "ApprovedPort",
     "AuditPort",
+    "BulkPort",
     "Completion",
     "DraftPort",
     "EventPort",
@@ -236,6 +237,37 @@ class WebhookPort(Protocol):
 # --- the unit of work --------------------------------------------------------------------
 
 
+class BulkPort(Protocol):
+    """Whole tables in batches, by table name (``core.storage.repos.bulk``)."""
+
+    def rows(
+        self,
+        table: str,
+        *,
+        columns: Sequence[str] | None = None,
+        order_by: Sequence[str] | None = None,
+        batch: int = 1000,
+    ) -> Iterator[dict[str, Any]]: ...
+
+    def insert(self, table: str, rows: list[dict[str, Any]]) -> None: ...
+
+    def count(self, table: str) -> int: ...
+
+    def lookup(
+        self, table: str, key: str, values: Iterable[str], column: str
+    ) -> dict[Any, Any]: ...
+
+    def top(self, table: str) -> int: ...
+
+    def renumber(self, table: str, *, after: int, order_by: Sequence[str]) -> None: ...
+
+    def high_water(self, table: str) -> int: ...
+
+    def set_high_water(self, table: str, value: int) -> None: ...
+
+    def snapshot(self) -> None: ...
+
+
 class UnitOfWork(Protocol):
     """A transaction with repositories as attributes (see ``SqlUnitOfWork``): commits only
     on ``commit()``, rolls back otherwise."""
@@ -284,6 +316,9 @@ class UnitOfWork(Protocol):
 
     @property
     def webhooks(self) -> WebhookPort: ...
+
+    @property
+    def bulk(self) -> BulkPort: ...
 
     def commit(self) -> None: ...
 

@@ -20,6 +20,7 @@ from core.storage.failures import as_storage_error
 from core.storage.gate import write_gate
 from core.storage.postgres import notify_change, take_write_lock
 from core.storage.repos.access import AuditRepo, TokenRepo
+from core.storage.repos.bulk import BulkRepo
 from core.storage.repos.content import ApprovedRepo, DraftRepo, KvRepo, PlanRepo
 from core.storage.repos.events import EventRepo
 from core.storage.repos.oauth import OAuthRepo
@@ -75,6 +76,7 @@ class SqlUnitOfWork:
     events: EventRepo
     sessions: SessionRepo
     webhooks: WebhookRepo
+    bulk: BulkRepo
 
     def __init__(
         self,
@@ -117,6 +119,7 @@ class SqlUnitOfWork:
         self.events = EventRepo(conn)
         self.sessions = SessionRepo(conn)
         self.webhooks = WebhookRepo(conn)
+        self.bulk = BulkRepo(conn)
         return self
 
     def _open(self) -> Connection:

@@ -1,4 +1,10 @@
-"""Writing a store to the legacy layout (provider keys redacted)."""
+"""Writing a store to the legacy layout (provider keys redacted), streaming.
+
+Rows are read in batches (a server-side cursor on PostgreSQL) and written as they come:
+memory stays flat whatever the size of the store. Item files are compact JSON from the C
+encoder (keys sorted); the three small files are indented for people. A run's log lines
+come from one query over every log, read alongside the runs in the same (id) order.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +16,7 @@ from typing import Any
 
 from core.errors import InputValidationError, StorageError
 from core.ids import IdKind, is_valid_id
-from core.models import ProviderConfig
+from core.models import Approved, Draft, LogLine, ProviderConfig, Run
 from core.ports import UnitOfWork
 from core.services.base import PROVIDER_KEY, load_config, load_plan
 from core.services.settings import view_of
@@ -18,7 +24,12 @@ from core.transfer.files import SUBDIRS
 
 __all__ = ["export_layout"]
 
-_LOG_PAGE = 1000
+_DRAFT_FIELDS = tuple(Draft.model_fields)
+_APPROVED_FIELDS = tuple(Approved.model_fields)
+_RUN_FIELDS = tuple(Run.model_fields)
+_LOG_FIELDS = tuple(LogLine.model_fields)
+_OPEN_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
+_encode = json.JSONEncoder(ensure_ascii=False, sort_keys=True).encode
 
 
 def export_layout(uow: UnitOfWork, root: Path) -> dict[str, int]:
@@ -27,27 +38,67 @@ def export_layout(uow: UnitOfWork, root: Path) -> dict[str, int]:
     counts = {"plan": 0, "drafts": 0, "approved": 0, "runs": 0, "log_lines": 0}
     plan = load_plan(uow)
     if plan.revision > 0:
-        _write_json(root / "plan.json", plan.model_dump(mode="json"))
+        _write_pretty(root / "plan.json", plan.model_dump(mode="json"))
         counts["plan"] = 1
-    _write_json(root / "config.json", load_config(uow).model_dump(mode="json"))
+    _write_pretty(root / "config.json", load_config(uow).model_dump(mode="json"))
     stored = uow.kv.get(PROVIDER_KEY)
     provider = ProviderConfig.model_validate(stored) if stored else ProviderConfig()
-    _write_json(root / "provider.json", view_of(provider).model_dump(mode="json"))
-    for draft in uow.drafts.iter_all():
-        _write_json(_item_path(root, IdKind.DRAFT, draft.id), draft.model_dump(mode="json"))
-        counts["drafts"] += 1
-    for item in uow.approved.iter_all():
-        _write_json(_item_path(root, IdKind.APPROVED, item.id), item.model_dump(mode="json"))
-        counts["approved"] += 1
-    for run in list(uow.runs.iter_all()):
-        lines = [line.model_dump(mode="json") for line in _all_log_lines(uow, run.id)]
-        body = run.model_dump(mode="json") | {"log": lines}
-        _write_json(_item_path(root, IdKind.RUN, run.id), body)
-        counts["runs"] += 1
-        counts["log_lines"] += len(lines)
+    _write_pretty(root / "provider.json", view_of(provider).model_dump(mode="json"))
     counts["config"] = 1
     counts["provider"] = 1
+
+    writer = _Writer(root, IdKind.DRAFT)
+    for row in uow.bulk.rows("drafts", columns=_DRAFT_FIELDS, order_by=("seq",)):
+        writer.write(row)
+    counts["drafts"] = writer.count
+    writer = _Writer(root, IdKind.APPROVED)
+    for row in uow.bulk.rows("approved", columns=_APPROVED_FIELDS, order_by=("seq",)):
+        writer.write(row)
+    counts["approved"] = writer.count
+    writer = _Writer(root, IdKind.RUN)
+    logs = _logs_by_run(uow)
+    pending: tuple[str, dict[str, Any]] | None = next(logs, None)
+    for row in uow.bulk.rows("runs", columns=_RUN_FIELDS, order_by=("id",)):
+        lines: list[dict[str, Any]] = []
+        # Both are in id order: skip the logs of runs that sort before this one.
+        while pending is not None and pending[0] <= row["id"]:
+            if pending[0] == row["id"]:
+                lines.append(pending[1])
+            pending = next(logs, None)
+        row["log"] = lines
+        writer.write(row)
+        counts["log_lines"] += len(lines)
+    counts["runs"] = writer.count
     return counts
+
+
+def _logs_by_run(uow: UnitOfWork) -> Iterator[tuple[str, dict[str, Any]]]:
+    """Every log line as ``(run id, line)``, by run id then line number."""
+    columns = ("run_id", *_LOG_FIELDS)
+    for row in uow.bulk.rows("run_logs", columns=columns, order_by=("run_id", "seq")):
+        yield row.pop("run_id"), row
+
+
+class _Writer:
+    """Item files of one kind: ``<root>/<kind dir>/<id>.json``."""
+
+    def __init__(self, root: Path, kind: IdKind) -> None:
+        self.kind = kind
+        self.folder = os.fspath(root / SUBDIRS[kind]) + os.sep
+        self.count = 0
+
+    def write(self, row: dict[str, Any]) -> None:
+        item_id = row["id"]
+        # The id becomes a file name: only a well-formed id (no separator, no "..") does,
+        # so every file lands in the folder made for it.
+        if not is_valid_id(self.kind, item_id):
+            raise StorageError(
+                f"the store holds a malformed {SUBDIRS[self.kind]} id {str(item_id)[:80]!r}; "
+                "refusing to use it as a file name"
+            )
+        path = f"{self.folder}{item_id}.json"
+        _write_bytes(path, (_encode(row) + "\n").encode("utf-8"))
+        self.count += 1
 
 
 def _prepare_export_dir(root: Path) -> None:
@@ -66,36 +117,20 @@ def _prepare_export_dir(root: Path) -> None:
         raise InputValidationError(f"cannot create {root}: {exc.strerror or exc}") from None
 
 
-def _all_log_lines(uow: UnitOfWork, run_id: str) -> Iterator[Any]:
-    after = 0
-    while True:
-        page = uow.logs.page(run_id, after=after, limit=_LOG_PAGE)
-        yield from page
-        if len(page) < _LOG_PAGE:
-            return
-        after = page[-1].seq
-
-
-def _item_path(root: Path, kind: IdKind, item_id: str) -> Path:
-    """``<root>/<kind dir>/<id>.json``; the id is validated before it becomes a file name."""
-    if not is_valid_id(kind, item_id):
-        raise StorageError(
-            f"the store holds a malformed {SUBDIRS[kind]} id {item_id[:80]!r}; "
-            "refusing to use it as a file name"
-        )
-    folder = root / SUBDIRS[kind]
-    path = folder / f"{item_id}.json"
-    if path.resolve().parent != folder.resolve():  # belt and braces: never leave DIRECTORY
-        raise StorageError(f"refusing to write outside {root}")
-    return path
-
-
-def _write_json(path: Path, data: Any) -> None:
+def _write_pretty(path: Path, data: Any) -> None:
     text = json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
-    tmp = path.with_name(path.name + ".tmp")
+    _write_bytes(os.fspath(path), text.encode("utf-8"))
+
+
+def _write_bytes(path: str, data: bytes) -> None:
+    """A new file (never through a link, never over an existing file)."""
     try:
-        with open(tmp, "x", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
+        fd = os.open(path, _OPEN_FLAGS, 0o666)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+        finally:
+            os.close(fd)
     except OSError as exc:
         raise InputValidationError(f"cannot write {path}: {exc.strerror or exc}") from None

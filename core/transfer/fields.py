@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from datetime import UTC, datetime
 from typing import Any
 
@@ -34,6 +35,8 @@ __all__ = [
 
 MAX_TEXT_CHARS = 64 * 1024
 LEGACY_ACTOR = "legacy:unknown"
+# What ``core.timeutil.format_ts`` writes: 2026-11-24T15:04:05.123456Z.
+_CANONICAL_TS = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{6}Z")
 
 
 def text(
@@ -82,6 +85,12 @@ def timestamp(data: dict[str, Any], key: str) -> str | None:
     value = data.get(key)
     if value is None:
         return None
+    if isinstance(value, str) and _CANONICAL_TS.fullmatch(value):
+        try:  # already in the form the store keeps (every export): only its range is checked
+            datetime.fromisoformat(value[:-1])
+            return value
+        except ValueError:
+            pass
     if isinstance(value, str) and value.strip().isdigit():
         if len(value.strip()) > 16:
             raise BadFile(f"{key} is not a timestamp (too many digits)")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import stat
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -20,11 +21,12 @@ __all__ = [
     "SUBDIRS",
     "BadFile",
     "first_error",
-    "item_files",
+    "item_names",
     "label_of",
     "load_json",
     "no_link",
     "parse_file",
+    "parse_item",
     "read_single",
 ]
 
@@ -53,19 +55,42 @@ def no_link(root: Path, path: Path) -> None:
         )
 
 
-def item_files(root: Path, kind: IdKind) -> list[Path]:
-    """The ``.json`` files of one item folder, sorted by name (none if it is absent)."""
+def item_names(root: Path, kind: IdKind) -> list[str]:
+    """The ``.json`` file names of one item folder, sorted (none if it is absent); a link
+    among them (or the folder itself being one) is an error naming it."""
     folder = root / SUBDIRS[kind]
     no_link(root, folder)
     if not folder.is_dir():
         return []
+    names: list[str] = []
     try:
-        files = sorted(p for p in folder.iterdir() if p.name.endswith(".json"))
+        with os.scandir(folder) as entries:
+            for entry in entries:
+                if not entry.name.endswith(".json"):
+                    continue
+                if entry.is_symlink():  # from the directory entry: no extra system call
+                    no_link(root, folder / entry.name)
+                names.append(entry.name)
     except OSError as exc:
         raise InputValidationError(f"cannot list {folder}: {exc.strerror or exc}") from None
-    for path in files:
-        no_link(root, path)
-    return files
+    names.sort()
+    return names
+
+
+def parse_item(folder: str, name: str, parse: Callable[[dict[str, Any], str], T]) -> T:
+    """``parse(data, stem)`` for the file ``name`` of an item folder (``folder`` is its
+    path, ending in a separator); any problem names the file (``drafts/<name>``)."""
+    try:
+        return parse(_load_path(folder + name), name[:-5])
+    except (BadFile, ValidationError, OpsError) as exc:
+        label = f"{os.path.basename(folder[:-1])}/{name}"
+        if isinstance(exc, ValidationError):
+            message = first_error(exc)
+        elif isinstance(exc, OpsError):
+            message = exc.message
+        else:
+            message = str(exc)
+        raise InputValidationError(f"{label}: {message}", detail={"file": label}) from None
 
 
 def read_single(root: Path, name: str, parse: Callable[[dict[str, Any]], T]) -> T | None:
@@ -115,21 +140,44 @@ def _finite_float(text: str) -> float:
     return value
 
 
+# O_NOFOLLOW: a link swapped in after the listing is refused too; O_NONBLOCK: opening a
+# FIFO returns at once (and is then refused as not a regular file) instead of waiting.
+_OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+
+
 def load_json(path: Path) -> dict[str, Any]:
     if path.is_symlink() or not path.is_file():
         raise BadFile("not a regular file")
+    return _load_path(os.fspath(path))
+
+
+def _load_path(path: str) -> dict[str, Any]:
     try:
-        # O_NOFOLLOW: a link swapped in after the check above is refused too.
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
-        with os.fdopen(fd, "rb") as fh:
-            raw = fh.read(MAX_FILE_BYTES + 1)
+        fd = os.open(path, _OPEN_FLAGS)
     except OSError as exc:
         raise BadFile(f"cannot read: {exc.strerror or exc}") from None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise BadFile("not a regular file")
+        if info.st_size > MAX_FILE_BYTES:
+            raise BadFile(f"larger than {MAX_FILE_BYTES // (1024 * 1024)} MiB")
+        raw = os.read(fd, MAX_FILE_BYTES + 1)
+        while len(raw) < info.st_size:  # a short read (rare for a regular file)
+            more = os.read(fd, MAX_FILE_BYTES + 1 - len(raw))
+            if not more:
+                break
+            raw += more
+    except OSError as exc:
+        raise BadFile(f"cannot read: {exc.strerror or exc}") from None
+    finally:
+        os.close(fd)
     if len(raw) > MAX_FILE_BYTES:
         raise BadFile(f"larger than {MAX_FILE_BYTES // (1024 * 1024)} MiB")
     try:
+        text = raw.decode("utf-8")
         data = json.loads(
-            raw.decode("utf-8"),
+            text,
             parse_constant=_reject_constant,
             parse_int=_bounded_int,
             parse_float=_finite_float,
@@ -142,7 +190,9 @@ def load_json(path: Path) -> dict[str, Any]:
         raise BadFile("JSON nested too deeply") from None
     if not isinstance(data, dict):
         raise BadFile(f"expected a JSON object, got {type(data).__name__}")
-    where = find_unencodable(data)
+    # A lone surrogate can only come from an escape \uD800-\uDFFF (valid UTF-8 holds none):
+    # a text without "\ud" or "\uD" has none, and the walk over every value is skipped.
+    where = find_unencodable(data) if "\\ud" in text or "\\uD" in text else None
     if where is not None:
         raise BadFile(f"{'.'.join(str(part) for part in where)} {UNENCODABLE}")
     return data

@@ -646,3 +646,42 @@ def test_an_absurd_numeric_timestamp_is_refused(target: Services, tmp_path: Path
     )
     with pytest.raises(InputValidationError, match="created_at is not a timestamp"):
         target.transfer.import_layout(directory=root, actor="cli:import")
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"], indirect=True)
+def test_items_get_their_place_in_lists_by_time_not_by_file_name(
+    services: Services, admin: Principal, tmp_path: Path
+) -> None:
+    """Files whose names sort against their timestamps are renumbered oldest first, next
+    to the items already in the store (which stay first)."""
+    services.drafts.create(data=DraftIn(prompt="already here"), actor=admin)
+    root = tmp_path / "legacy"
+    names = ["d_1707000000000_aaaaaa", "d_1707000000000_bbbbbb", "d_1707000000000_cccccc"]
+    # Named a < b < c, written c first, then a, then b.
+    times = {names[0]: 1_707_000_200, names[1]: 1_707_000_300, names[2]: 1_707_000_100}
+    for name, ts in times.items():
+        _write(root / "drafts" / f"{name}.json", {"id": name, "prompt": name, "created_at": ts})
+    approved = {}
+    for index, name in enumerate(names):
+        item_id = f"a_1707000000000_{'zyx'[index] * 6}"  # named against the draft order
+        body = {
+            "id": item_id,
+            "draft_id": name,
+            "prompt": name,
+            "content": "",
+            "approved_at": times[name],
+        }
+        body["content_sha256"] = content_sha256(
+            prompt=name, content="", context={}, scope={"files": [], "agents": []}, version=1
+        )
+        _write(root / "approved" / f"{item_id}.json", body)
+        approved[name] = item_id
+    counts = services.transfer.import_layout(directory=root, actor="cli:import")
+    assert counts["drafts"] == 3 and counts["approved"] == 3
+    newest_first = [d.id for d in services.drafts.list().items]
+    assert newest_first == [names[1], names[0], names[2], newest_first[-1]]
+    assert [a.id for a in services.approvals.list().items] == [
+        approved[names[1]],
+        approved[names[0]],
+        approved[names[2]],
+    ]
