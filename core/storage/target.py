@@ -13,7 +13,6 @@ import sqlalchemy as sa
 from core.config import Settings
 from core.errors import ConflictStateError, InputValidationError, StorageError
 from core.ports import UowFactory
-from core.storage import migrate
 from core.storage import tables as t
 from core.storage.engine import make_engine, sqlite_path
 from core.storage.failures import as_storage_error
@@ -32,6 +31,8 @@ class CopyTarget:
 def open_copy_target(source: Settings, url: str) -> Iterator[CopyTarget]:
     """The target of ``url``, migrated; refused if it is the source or holds tables that
     are not the store's (rows in the store's own tables are refused by the copy)."""
+    from core.storage import migrate  # Alembic is only needed by writers (the MCP never is)
+
     target = _target_settings(source, url)
     if _same_database(source, target):
         raise ConflictStateError(f"{target.database_label} is the store being copied")
