@@ -479,7 +479,8 @@ def store_copy(data_dir: Path | None, url: str) -> None:
     settings = services.settings
     where = "OPS_SECRET_KEY" if settings.secret_key is not None else str(settings.secret_key_path)
     click.echo(
-        f"Provider keys stay encrypted under the secret key ({where}): give every process "
+        f"Provider keys and webhook secrets stay encrypted under the secret key ({where}): "
+        "give every process "
         "that uses the copy the same key (copy secret.key into its data dir, or set "
         "OPS_SECRET_KEY), then point it at the copy with OPS_DATABASE_URL.",
         err=True,
