@@ -17,15 +17,21 @@ import sqlalchemy as sa
 from core.storage import tables as t
 from core.storage.repos.base import Repo, seq_value
 
-__all__ = ["BulkRepo", "table_names"]
+__all__ = ["BulkRepo", "derived_tables", "table_names"]
 
 # Values per IN (...) list: far below SQLite's and PostgreSQL's parameter limits.
 _IN_CHUNK = 500
 
 
 def table_names() -> list[str]:
-    """Every table of the store, each after the tables it references (FK order)."""
-    return [table.name for table in t.metadata.sorted_tables]
+    """Every table of the store that holds data of its own, each after the tables it
+    references (FK order)."""
+    return [table.name for table in t.metadata.sorted_tables if not table.info.get("derived")]
+
+
+def derived_tables() -> list[str]:
+    """Tables the database itself keeps from other tables' rows (triggers): never written."""
+    return [table.name for table in t.metadata.sorted_tables if table.info.get("derived")]
 
 
 def _table(name: str) -> sa.Table:
@@ -170,6 +176,12 @@ class BulkRepo(Repo):
                     sa.text("INSERT INTO sqlite_sequence (name, seq) VALUES (:t, :v)"),
                     {"t": table, "v": value},
                 )
+
+    def settle(self) -> None:
+        """Run the work PostgreSQL defers to the commit (constraint triggers) now, so this
+        transaction can read what its commit would store."""
+        if self.conn.dialect.name == "postgresql":
+            self.conn.exec_driver_sql("SET CONSTRAINTS ALL IMMEDIATE")
 
     def snapshot(self) -> None:
         """Make the rest of this read transaction see one consistent state of every table
