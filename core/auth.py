@@ -37,6 +37,7 @@ class Action(StrEnum):
     REJECT = "reject"
     RUN_CREATE = "run.create"
     RUN_CANCEL = "run.cancel"
+    AGENT_RUN = "agent.run"  # claim and report agent runs (SPEC section 14)
     DRAFT_WRITE = "draft.write"  # create, edit, generate
     PLAN_WRITE = "plan.write"
     CONFIG_WRITE = "config.write"
@@ -55,6 +56,7 @@ PERMISSIONS: dict[Action, Role] = {
     Action.REJECT: Role.OPERATOR,
     Action.RUN_CREATE: Role.OPERATOR,
     Action.RUN_CANCEL: Role.OPERATOR,
+    Action.AGENT_RUN: Role.AGENT,
     Action.PROVIDER_HEALTH: Role.OPERATOR,
     Action.DRAFT_WRITE: Role.ADMIN,  # operator too when operator_can_generate
     Action.PLAN_WRITE: Role.ADMIN,

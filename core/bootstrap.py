@@ -14,6 +14,7 @@ from core.eventhub import EventHub, bus_source, file_watch_source, push_source
 from core.events import EVENTS_COMMITTED, EventBus
 from core.provider import HttpxLlmProvider
 from core.services.access import AccessService
+from core.services.agents import AgentService
 from core.services.approvals import ApprovalService
 from core.services.drafts import DraftService
 from core.services.events import EventService
@@ -61,6 +62,7 @@ class Services:
     secrets: SecretKeyService
     sessions: SessionService
     webhooks: WebhookService
+    agents: AgentService
     read_only: bool = False
     extras: dict[str, object] = field(default_factory=dict)
     # Commits by any process (file stamp on SQLite, LISTEN/NOTIFY on PostgreSQL).
@@ -130,6 +132,7 @@ def build_services(
         secrets=SecretKeyService(provider, settings, functools.partial(truncate_wal, engine)),
         sessions=SessionService(uow, settings),
         webhooks=WebhookService(uow, settings=settings, box=box),
+        agents=AgentService(uow, lease_s=settings.run_lease_s),
         read_only=read_only,
         changes=open_changes(settings.db_url, sqlite_path(settings)),
     )

@@ -11,7 +11,8 @@ server to ``ToolError``, the CLI to stderr and a non-zero exit.
      ├── InvalidIdError               INVALID_ID
      ├── InputValidationError         VALIDATION_ERROR
      ├── ConflictStateError           CONFLICT_STATE
-     │    └── RunAlreadyActiveError   RUN_ALREADY_ACTIVE
+     │    ├── RunAlreadyActiveError   RUN_ALREADY_ACTIVE
+     │    └── LeaseLostError          LEASE_LOST (an agent's lease is wrong or expired)
      ├── RevisionMismatchError        REVISION_MISMATCH
      ├── ProviderNotConfiguredError   PROVIDER_NOT_CONFIGURED
      ├── ProviderError                PROVIDER_ERROR
@@ -31,6 +32,7 @@ __all__ = [
     "HashMismatchError",
     "InputValidationError",
     "InvalidIdError",
+    "LeaseLostError",
     "NotFoundError",
     "OpsError",
     "PayloadTooLargeError",
@@ -114,6 +116,13 @@ class RunAlreadyActiveError(ConflictStateError):
 
     code = "RUN_ALREADY_ACTIVE"
     title = "A run is already active"
+
+
+class LeaseLostError(ConflictStateError):
+    """The lease token does not (or no longer) hold the run: stop working on it."""
+
+    code = "LEASE_LOST"
+    title = "Lease lost"
 
 
 class RevisionMismatchError(OpsError):

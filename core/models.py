@@ -35,6 +35,7 @@ __all__ = [
     "EVENT_TYPES",
     "Event",
     "EventType",
+    "Executor",
     "Generation",
     "GenerateIn",
     "LogLine",
@@ -95,6 +96,7 @@ class _In(BaseModel):
 
 class Role(StrEnum):
     ACTIONS = "actions"
+    AGENT = "agent"
     OPERATOR = "operator"
     ADMIN = "admin"
 
@@ -106,7 +108,7 @@ class Role(StrEnum):
         return self.rank >= other.rank
 
 
-_ROLE_RANK = {Role.ACTIONS: 0, Role.OPERATOR: 1, Role.ADMIN: 2}
+_ROLE_RANK = {Role.ACTIONS: 0, Role.AGENT: 1, Role.OPERATOR: 2, Role.ADMIN: 3}
 
 
 class TaskStatus(StrEnum):
@@ -121,6 +123,9 @@ class DraftStatus(StrEnum):
     APPROVED = "approved"
     REJECTED = "rejected"
     ERROR = "error"
+
+
+Executor = Literal["provider", "agent"]
 
 
 class RunStatus(StrEnum):
@@ -293,6 +298,8 @@ class ApproveIn(_In):
     expected_revision: Annotated[int, Field(ge=0)] | None = None
     expected_sha256: Sha256 | None = None
     note: Annotated[str, Field(max_length=2000)] | None = None
+    executor: Executor | None = None
+    agent: Name | None = None
 
 
 class RejectIn(_In):
@@ -320,6 +327,8 @@ class Approved(_Out):
 
 class RunCreateIn(_In):
     approved_id: Annotated[str, Field(max_length=64)]
+    executor: Executor | None = None
+    agent: Name | None = None
 
 
 class Run(_Out):
@@ -327,7 +336,8 @@ class Run(_Out):
     approved_id: str
     content_sha256: str
     status: RunStatus
-    executor: Literal["provider", "agent"] = "provider"
+    executor: Executor = "provider"
+    agent: str | None = None
     attempt: int = 1
     created_at: str
     created_by: str
@@ -394,6 +404,7 @@ class Config(_Out):
     max_concurrent_runs: Annotated[int, Field(ge=1, le=256)] = 4
     run_timeout_s: Annotated[int, Field(ge=1, le=86_400)] = 300
     max_attempts: Annotated[int, Field(ge=1, le=20)] = 2
+    default_executor: Executor = "provider"
     event_ttl_days: Annotated[int, Field(ge=1, le=36_500)] = 7
     draft_ttl_days: Annotated[int, Field(ge=1, le=36_500)] = 7
     run_ttl_days: Annotated[int, Field(ge=1, le=36_500)] = 30
@@ -408,6 +419,7 @@ class ConfigPatch(_In):
     max_concurrent_runs: Annotated[int, Field(ge=1, le=256)] | None = None
     run_timeout_s: Annotated[int, Field(ge=1, le=86_400)] | None = None
     max_attempts: Annotated[int, Field(ge=1, le=20)] | None = None
+    default_executor: Executor | None = None
     event_ttl_days: Annotated[int, Field(ge=1, le=36_500)] | None = None
     draft_ttl_days: Annotated[int, Field(ge=1, le=36_500)] | None = None
     run_ttl_days: Annotated[int, Field(ge=1, le=36_500)] | None = None

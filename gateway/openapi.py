@@ -10,7 +10,7 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
-from core.auth import required_role
+from core.auth import Action, required_role
 from core.config import Settings
 from core.models import Config, Role
 from gateway.deps import BEARER_SCHEME, api_routes
@@ -70,13 +70,15 @@ def full_openapi(app: FastAPI) -> dict[str, Any]:
 
 def operations_for(app: FastAPI, role: Role, config: Config | None = None) -> set[tuple[str, str]]:
     """(path, method) of every ``/ops`` operation ``role`` may call under ``config`` (the
-    default config if None): with ``operator_can_generate`` an operator may write drafts."""
+    default config if None): with ``operator_can_generate`` an operator may write drafts.
+    The agent executor's routes are for agent runners, not for Actions: never listed."""
     config = config if config is not None else Config()
     return {
         (info.path, info.method.lower())
         for info in api_routes(app)
         if info.path.startswith(OPS_PREFIX)
         and info.action is not None
+        and info.action is not Action.AGENT_RUN
         and role.includes(required_role(info.action, config))
     }
 
@@ -202,7 +204,11 @@ def actions_openapi(
             "description": (
                 f"OPS Trigger operations for a token of role '{role.value}': read the plan, "
                 "drafts, approved items and runs"
-                + ("; approve or reject drafts; start and cancel runs." if role.rank else ".")
+                + (
+                    "; approve or reject drafts; start and cancel runs."
+                    if role.includes(Role.OPERATOR)
+                    else "."
+                )
             ),
         },
         "servers": [{"url": settings.public_url.rstrip("/")}],

@@ -8,8 +8,19 @@ from core.canonical import HASH_VERSION
 from core.errors import ConflictStateError, ForbiddenRoleError, RevisionMismatchError
 from core.eventlog import emit
 from core.events import EventBus
+from core.executors import resolve_executor
 from core.ids import IdKind, new_id, validate_id, validate_name
-from core.models import Approved, ApproveResult, Draft, DraftStatus, EventType, Page, Run, Scope
+from core.models import (
+    Approved,
+    ApproveResult,
+    Draft,
+    DraftStatus,
+    EventType,
+    Executor,
+    Page,
+    Run,
+    Scope,
+)
 from core.pagination import check_limit, decode_cursor, encode_cursor
 from core.ports import UnitOfWork, UowFactory
 from core.review import draft_sha256, effective_scope
@@ -79,10 +90,13 @@ class ApprovalService(Service):
         expected_revision: int | None = None,
         expected_sha256: str | None = None,
         note: str | None = None,
+        executor: Executor | None = None,
+        agent: str | None = None,
     ) -> ApproveResult:
         """Approve a draft; with auto_run (default: config) the run is created in the same
         transaction. Approving an approved draft again returns the same item, no new run.
-        ``expected_sha256`` binds the approval to the hash the reviewer read."""
+        ``expected_sha256`` binds the approval to the hash the reviewer read; ``executor``
+        and ``agent`` choose who executes that run (``resolve_executor``)."""
         validate_id(IdKind.DRAFT, draft_id)
         expected = expected_sha256.lower() if expected_sha256 is not None else None
         with self._uow(write=True) as uow:
@@ -115,11 +129,20 @@ class ApprovalService(Service):
             sha = draft_sha256(draft, scope)
             if expected is not None and expected != sha:
                 raise _mismatch(draft, expected, sha)
+            run_now = auto_run if auto_run is not None else config.default_auto_run
+            chosen: Executor = "provider"
+            agent_name: str | None = None
+            if run_now or executor is not None or agent is not None:
+                # Checked before anything is written: a refused agent approves nothing.
+                chosen, agent_name = resolve_executor(
+                    config=config, scope=scope, executor=executor, agent=agent
+                )
             approved = self._approve_in(uow, draft, actor, note, scope=scope, sha=sha)
             run: Run | None = None
-            run_now = auto_run if auto_run is not None else config.default_auto_run
             if run_now:
-                run = insert_run(uow, approved=approved, actor=actor)
+                run = insert_run(
+                    uow, approved=approved, actor=actor, executor=chosen, agent=agent_name
+                )
             uow.commit()
         if run is not None:
             self._events.publish("run.created", run.id)

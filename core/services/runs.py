@@ -18,8 +18,9 @@ from core.errors import (
 )
 from core.eventlog import emit
 from core.events import EventBus
+from core.executors import resolve_executor
 from core.ids import IdKind, new_id, validate_id
-from core.models import Approved, EventType, LogLine, LogPage, Page, Run, RunStatus
+from core.models import Approved, EventType, Executor, LogLine, LogPage, Page, Run, RunStatus
 from core.pagination import MAX_SEQ, check_limit, decode_cursor, encode_cursor
 from core.ports import UnitOfWork, UowFactory
 from core.services.base import Service, load_config, require
@@ -54,8 +55,16 @@ def finished_in(uow: UnitOfWork, run_id: str) -> None:
     )
 
 
-def insert_run(uow: UnitOfWork, *, approved: Approved, actor: Principal) -> Run:
-    """Insert a pending run for ``approved`` inside the caller's transaction."""
+def insert_run(
+    uow: UnitOfWork,
+    *,
+    approved: Approved,
+    actor: Principal,
+    executor: Executor = "provider",
+    agent: str | None = None,
+) -> Run:
+    """Insert a pending run for ``approved`` inside the caller's transaction (``executor``
+    and ``agent`` as checked by ``resolve_executor``)."""
     if uow.runs.active_for(approved.id) is not None:
         raise RunAlreadyActiveError(
             f"approved item {approved.id} already has a pending or running run",
@@ -66,7 +75,8 @@ def insert_run(uow: UnitOfWork, *, approved: Approved, actor: Principal) -> Run:
         approved_id=approved.id,
         content_sha256=approved.content_sha256,
         status=RunStatus.PENDING,
-        executor="provider",
+        executor=executor,
+        agent=agent,
         attempt=1,
         created_at=now_ts(),
         created_by=actor.actor,
@@ -77,7 +87,7 @@ def insert_run(uow: UnitOfWork, *, approved: Approved, actor: Principal) -> Run:
         actor=actor.actor,
         action="run.create",
         target=run.id,
-        detail={"approved_id": approved.id},
+        detail={"approved_id": approved.id, "executor": executor, "agent": agent},
     )
     emit(
         uow,
@@ -88,6 +98,7 @@ def insert_run(uow: UnitOfWork, *, approved: Approved, actor: Principal) -> Run:
         status=run.status.value,
         content_sha256=run.content_sha256,
         executor=run.executor,
+        agent=run.agent,
         attempt=run.attempt,
         actor=actor.actor,
     )
@@ -200,17 +211,27 @@ class RunService(Service):
             return uow.logs.tail(run_id, lines=max(0, min(lines, MAX_LOG_PAGE)))
 
     def create(
-        self, *, approved_id: str, actor: Principal, idempotency_key: str | None = None
+        self,
+        *,
+        approved_id: str,
+        actor: Principal,
+        idempotency_key: str | None = None,
+        executor: Executor | None = None,
+        agent: str | None = None,
     ) -> tuple[Run, bool]:
         """Create a run from an approved item; returns (run, created). A repeated
-        ``Idempotency-Key`` from the same caller within 24 h returns the first run."""
+        ``Idempotency-Key`` from the same caller within 24 h returns the first run.
+        ``executor``/``agent``: see ``resolve_executor``."""
         validate_id(IdKind.APPROVED, approved_id)
         key_hash = request_hash = None
         if idempotency_key is not None:
             if not 1 <= len(idempotency_key) <= 255:
                 raise InputValidationError("Idempotency-Key must be 1-255 characters")
             key_hash = sha256_hex(f"{actor.actor}\0{idempotency_key}")
-            request_hash = sha256_hex(approved_id)
+            request = approved_id
+            if executor is not None or agent is not None:
+                request += f"\0{executor or ''}\0{agent or ''}"
+            request_hash = sha256_hex(request)
         with self._uow(write=True) as uow:
             if key_hash is not None:
                 seen = uow.idempotency.get(key_hash, since=ts_after(-IDEMPOTENCY_TTL_S))
@@ -226,7 +247,10 @@ class RunService(Service):
             approved: Approved = require(
                 uow.approved.get(approved_id), "approved item", approved_id
             )
-            run = insert_run(uow, approved=approved, actor=actor)
+            chosen, agent_name = resolve_executor(
+                config=load_config(uow), scope=approved.scope, executor=executor, agent=agent
+            )
+            run = insert_run(uow, approved=approved, actor=actor, executor=chosen, agent=agent_name)
             if key_hash is not None and request_hash is not None:
                 uow.idempotency.put(
                     key_hash, run_id=run.id, request_hash=request_hash, now=now_ts()
@@ -402,7 +426,11 @@ class RunService(Service):
                 return []
             config = load_config(uow)
             for run_id, attempt, cancel in expired:
-                values: dict[str, Any] = {"lease_owner": None, "lease_expires_at": None}
+                values: dict[str, Any] = {
+                    "lease_owner": None,
+                    "lease_expires_at": None,
+                    "lease_token_sha256": None,
+                }
                 if cancel:
                     status, msg = RunStatus.CANCELLED, "lease expired; cancel was requested"
                     values["finished_at"] = now

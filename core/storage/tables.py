@@ -144,6 +144,7 @@ runs = sa.Table(
     sa.Column("content_sha256", sa.String(64), nullable=False),
     sa.Column("status", sa.String(16), nullable=False),
     sa.Column("executor", sa.String(16), nullable=False),
+    sa.Column("agent", sa.String(64)),
     sa.Column("attempt", sa.Integer, nullable=False),
     sa.Column("created_at", sa.String(40), nullable=False),
     sa.Column("created_by", sa.String(200), nullable=False),
@@ -155,8 +156,12 @@ runs = sa.Table(
     sa.Column("cancel_requested", sa.Boolean, nullable=False, default=False),
     sa.Column("lease_owner", sa.String(100)),
     sa.Column("lease_expires_at", sa.String(40)),
+    # An agent run's lease token, as SHA-256 (the token itself is only in the claim answer).
+    sa.Column("lease_token_sha256", sa.String(64)),
     sa.Column("log_seq", sa.Integer, nullable=False, default=0),
     sa.Index("ix_runs_status_seq", "status", "seq"),
+    # The agent claim: the oldest pending run of one executor (and agent).
+    sa.Index("ix_runs_claim", "status", "executor", "agent", "seq"),
     sa.Index("ix_runs_approved_seq", "approved_id", "seq"),
     sa.Index("ix_runs_status_lease", "status", "lease_expires_at"),
     # At most one pending or running run per approved item, enforced by the store.

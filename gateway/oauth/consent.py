@@ -227,6 +227,13 @@ class ConsentPage:
     async def _allow(
         self, request: Request, pending: Pending, user: Principal, chosen: object, csrf: str
     ) -> Response:
+        registered = pending.client.scope
+        if registered is not None:  # never more than the client registered for
+            extra = [s for s in pending.scopes if s not in registered.split()]
+            if extra:
+                reason = f"scope {' '.join(extra)} was not registered by this client"
+                await self._deny(request, pending, user=user, reason=reason)
+                return pending.back(error="invalid_scope", error_description=reason)
         ceiling = max((r for r in _offered_roles() if user.role.includes(r)), key=lambda r: r.rank)
         too_high = [s for s in pending.scopes if s not in scopes_for_role(ceiling)]
         if too_high:

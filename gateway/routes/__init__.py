@@ -9,6 +9,7 @@ from fastapi.routing import APIRoute
 
 from gateway.problems import problem_responses
 from gateway.routes import (
+    agent,
     approved,
     audit,
     config,
@@ -27,7 +28,20 @@ __all__ = ["include_routers"]
 
 # Errors any /ops operation can answer with.
 _COMMON = problem_responses(401, 403, 413, 422, 429, 503)
-_OPS = (status, plan, drafts, generate, approved, runs, provider, config, audit, events, webhooks)
+_OPS = (
+    status,
+    plan,
+    drafts,
+    generate,
+    approved,
+    runs,
+    agent,
+    provider,
+    config,
+    audit,
+    events,
+    webhooks,
+)
 
 
 def include_routers(app: FastAPI) -> None:

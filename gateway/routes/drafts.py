@@ -132,6 +132,8 @@ def approve_draft(
             names=("expected_sha256 in the body", "?expected_sha256="),
         ),
         note=data.note,
+        executor=data.executor,
+        agent=data.agent,
     )
     return render(result)
 

@@ -43,9 +43,14 @@ def create_run(
         ),
     ] = None,
 ) -> Response:
-    """Run an approved item (never a draft); 409 if it already has an active run."""
+    """Run an approved item (never a draft); 409 if it already has an active run.
+    ``executor: agent`` with an ``agent`` queues it for that agent to claim."""
     run, created = services.runs.create(
-        approved_id=body.approved_id, actor=principal, idempotency_key=idempotency_key
+        approved_id=body.approved_id,
+        actor=principal,
+        idempotency_key=idempotency_key,
+        executor=body.executor,
+        agent=body.agent,
     )
     headers = location("/ops/runs", run)
     if not created:

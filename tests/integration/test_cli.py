@@ -123,7 +123,7 @@ def test_audit_verify_passes_on_a_fresh_store(runner: CliRunner, store: Path) ->
     result = _run(runner, "audit", "verify", "--data-dir", str(store))
     assert (
         result.exit_code == 0
-        and "Audit chain ok: 3 entries verified; head seq 3 hash " in result.stdout
+        and "Audit chain ok: 4 entries verified; head seq 4 hash " in result.stdout
     )
 
 

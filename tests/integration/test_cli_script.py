@@ -39,7 +39,7 @@ def store(tmp_path: Path) -> Path:
 
 
 def test_init_through_the_console_script(store: Path) -> None:
-    for role in ("admin", "operator", "actions"):
+    for role in ("admin", "operator", "agent", "actions"):
         assert stat.S_IMODE((store / "tokens" / f"{role}.token").stat().st_mode) == 0o600
     again = _ops("init", data_dir=store)
     assert again.returncode == 0 and "nothing changed" in again.stdout
@@ -62,7 +62,7 @@ def test_init_through_the_console_script(store: Path) -> None:
 )
 def test_audit_verify_fails_naming_the_edited_entry(store: Path, edit: str, reason: str) -> None:
     ok = _ops("audit", "verify", data_dir=store)
-    assert ok.returncode == 0 and "3 entries verified" in ok.stdout
+    assert ok.returncode == 0 and "4 entries verified" in ok.stdout
     with closing(sqlite3.connect(store / "ops.db")) as conn:
         conn.execute(edit)
         conn.commit()

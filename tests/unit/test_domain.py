@@ -187,6 +187,7 @@ def test_config_defaults_match_the_contract() -> None:
         "max_concurrent_runs": 4,
         "run_timeout_s": 300,
         "max_attempts": 2,
+        "default_executor": "provider",
         "event_ttl_days": 7,
         "draft_ttl_days": 7,
         "run_ttl_days": 30,
@@ -196,7 +197,8 @@ def test_config_defaults_match_the_contract() -> None:
 # --- roles and the permission matrix ----------------------------------------------------------
 
 MATRIX = {
-    Action.READ: {"actions", "operator", "admin"},
+    Action.READ: {"actions", "agent", "operator", "admin"},
+    Action.AGENT_RUN: {"agent", "operator", "admin"},
     Action.APPROVE: {"operator", "admin"},
     Action.REJECT: {"operator", "admin"},
     Action.RUN_CREATE: {"operator", "admin"},
@@ -235,6 +237,8 @@ def test_operator_can_generate_opens_draft_writes_to_operators_only() -> None:
 
 def test_roles_include_the_ones_below() -> None:
     assert Role.ADMIN.includes(Role.OPERATOR) and Role.OPERATOR.includes(Role.ACTIONS)
+    assert Role.OPERATOR.includes(Role.AGENT) and Role.AGENT.includes(Role.ACTIONS)
+    assert not Role.AGENT.includes(Role.OPERATOR) and not Role.ACTIONS.includes(Role.AGENT)
     assert not Role.ACTIONS.includes(Role.OPERATOR)
 
 

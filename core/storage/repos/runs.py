@@ -20,9 +20,8 @@ _ACTIVE = tuple(sorted(s.value for s in RUN_ACTIVE))
 _TERMINAL = tuple(sorted(s.value for s in RUN_TERMINAL))
 
 _INSERT_RUN = sa.insert(t.runs)
-_RUN_PUBLIC = [
-    c for c in t.runs.c if c.name not in ("seq", "lease_owner", "lease_expires_at", "log_seq")
-]
+_PRIVATE = ("seq", "lease_owner", "lease_expires_at", "lease_token_sha256", "log_seq")
+_RUN_PUBLIC = [c for c in t.runs.c if c.name not in _PRIVATE]
 
 
 _GET_RUN = sa.select(*_RUN_PUBLIC).where(t.runs.c.id == KEY)
@@ -83,27 +82,44 @@ class RunRepo(Repo):
             where.append(t.runs.c.approved_id == approved_id)
         rows, last = page(self.conn, t.runs, where, after, limit)
         for r in rows:
-            for key in ("lease_owner", "lease_expires_at", "log_seq"):
+            for key in _PRIVATE[1:]:
                 r.pop(key, None)
         return [Run.model_validate(r) for r in rows], last
 
     def count_by_status(self) -> dict[str, int]:
         return counted(self.conn, "runs")
 
-    def next_pending(self) -> str | None:
-        stmt = (
-            sa.select(t.runs.c.id)
-            .where(t.runs.c.status == RunStatus.PENDING.value)
-            .order_by(t.runs.c.seq)
-            .limit(1)
-            .with_for_update(skip_locked=True)
-        )
+    def next_pending(self, *, agent: str | None = None, lock: bool = True) -> str | None:
+        """The oldest pending run of the provider (``agent`` None) or of that agent; locked
+        with ``SKIP LOCKED`` on PostgreSQL, so concurrent claimers never get the same run."""
+        stmt = sa.select(t.runs.c.id).where(t.runs.c.status == RunStatus.PENDING.value)
+        if agent is None:
+            stmt = stmt.where(t.runs.c.executor == "provider")
+        else:
+            stmt = stmt.where(t.runs.c.executor == "agent", t.runs.c.agent == agent)
+        stmt = stmt.order_by(t.runs.c.seq).limit(1)
+        if lock:
+            stmt = stmt.with_for_update(skip_locked=True)
         return self.conn.execute(stmt).scalar()
 
     def count_running(self) -> int:
+        """Running provider runs (the worker's budget; agent runs do not take a slot)."""
         stmt = sa.select(sa.func.count()).select_from(t.runs)
-        stmt = stmt.where(t.runs.c.status == RunStatus.RUNNING.value)
+        stmt = stmt.where(
+            t.runs.c.status == RunStatus.RUNNING.value, t.runs.c.executor == "provider"
+        )
         return int(self.conn.execute(stmt).scalar() or 0)
+
+    def agent_lease(self, run_id: str) -> tuple[str, str, str | None, str | None] | None:
+        """(status, executor, lease token hash, lease expiry) of a run, or None."""
+        stmt = sa.select(
+            t.runs.c.status,
+            t.runs.c.executor,
+            t.runs.c.lease_token_sha256,
+            t.runs.c.lease_expires_at,
+        ).where(t.runs.c.id == run_id)
+        row = self.conn.execute(stmt).first()
+        return (row[0], row[1], row[2], row[3]) if row else None
 
     def expired(self, now: str) -> builtins.list[tuple[str, int, bool]]:
         """Running runs whose lease ended before ``now``: (id, attempt, cancel_requested)."""

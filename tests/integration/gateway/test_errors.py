@@ -45,6 +45,7 @@ def test_every_core_error_has_a_status() -> None:
         "VALIDATION_ERROR": 422,
         "CONFLICT_STATE": 409,
         "RUN_ALREADY_ACTIVE": 409,
+        "LEASE_LOST": 409,
         "REVISION_MISMATCH": 412,
         "UNAUTHORIZED": 401,
         "FORBIDDEN_ROLE": 403,

@@ -56,6 +56,11 @@ def test_the_spec_table_of_roles(app: FastAPI) -> None:
         ("POST", "/ops/runs"): Role.OPERATOR,
         ("POST", "/ops/runs/{id}/cancel"): Role.OPERATOR,
         ("GET", "/ops/runs/{id}/log"): Role.ACTIONS,
+        ("POST", "/ops/agent/claim"): Role.AGENT,
+        ("POST", "/ops/runs/{id}/heartbeat"): Role.AGENT,
+        ("POST", "/ops/runs/{id}/log"): Role.AGENT,
+        ("POST", "/ops/runs/{id}/complete"): Role.AGENT,
+        ("POST", "/ops/runs/{id}/fail"): Role.AGENT,
         ("GET", "/ops/provider"): Role.ADMIN,
         ("GET", "/ops/provider/health"): Role.OPERATOR,
         ("GET", "/ops/provider/models"): Role.ADMIN,
@@ -92,13 +97,15 @@ def test_route_by_role(
         patch=ConfigPatch(operator_can_generate=operator_can_generate),
         actor=Principal(role=Role.ADMIN, name="test"),
     )
+    _, agent_token = services.access.create_token(role=Role.AGENT, name="bot", actor="cli:t")
+    headers = headers | {"agent": {"Authorization": f"Bearer {agent_token}"}}
     checked = 0
     for info in api_routes(app):
         if info.action is None:
             continue
         method, path = info.method, info.path
         needed = required_role(info.action, config)
-        for caller in ("none", "actions", "operator", "admin"):
+        for caller in ("none", "actions", "agent", "operator", "admin"):
             body: dict[str, object] | None = {} if method in ("POST", "PUT") else None
             target = concrete_path(path)
             if path == "/ops/events":  # an unknown type answers at once instead of streaming
@@ -114,7 +121,7 @@ def test_route_by_role(
                 assert response.status_code not in (401, 403), where
                 assert response.status_code < 500, where
             checked += 1
-    assert checked == 4 * (len(api_routes(app)) - len(UNAUTHENTICATED))
+    assert checked == 5 * (len(api_routes(app)) - len(UNAUTHENTICATED))
 
 
 def test_generation_is_operator_only_when_configured(client: TestClient, headers: Headers) -> None:

@@ -58,7 +58,7 @@ async def test_metadata_documents(live: Live, connector: Connector) -> None:
     assert meta["registration_endpoint"] == f"{live.url}/oauth/register"
     assert meta["revocation_endpoint"] == f"{live.url}/oauth/revoke"
     assert meta["code_challenge_methods_supported"] == ["S256"]
-    assert meta["scopes_supported"] == ["ops:read"]
+    assert meta["scopes_supported"] == ["ops:read", "ops:agent"]
     assert connector.resource == f"{live.url}/mcp"
 
 
