@@ -39,6 +39,7 @@ _REMOTE = {
     "approved": "cli.reads:approved",
     "runs": "cli.runs:runs",
     "events": "cli.events:events",
+    "agent": "cli.agent_exec:agent",
 }
 
 
@@ -262,7 +263,7 @@ def token(data_dir: Path | None) -> None:
 
 @token.command("create")
 @data_dir_option
-@click.option("--role", required=True, type=click.Choice(["actions", "operator", "admin"]))
+@click.option("--role", required=True, type=click.Choice(["actions", "agent", "operator", "admin"]))
 @click.option("--name", required=True, help="A unique name; audit entries show role:name.")
 def token_create(data_dir: Path | None, role: str, name: str) -> None:
     """Create a token and print it once."""
