@@ -187,6 +187,10 @@ def build_dispatch(
         task=task,
     )
     runs = prompts.render("dispatch_runs", approved_id=approved.id)
+    reporter = extra.get("agent") or (
+        approved.scope.agents[0] if len(approved.scope.agents) == 1 else "<agent>"
+    )
+    runs += "\n" + prompts.render("dispatch_report", agent=reporter)
     text = prompts.render(
         role.value,
         approved_id=approved.id,

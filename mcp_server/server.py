@@ -257,8 +257,9 @@ def get_run(
         Field(strict=True, ge=0, le=1000, description="How many of the last log lines to include."),
     ] = 20,
 ) -> RunDetail:
-    """One run with its last log lines: status, attempt, timestamps, output, error, usage
-    and whether a cancel was requested. Call again to follow a pending or running run."""
+    """One run with its last log lines: status, executor (provider or agent) and agent,
+    attempt, timestamps, output, error, usage and whether a cancel was requested. Call
+    again to follow a pending or running run."""
     with tool_errors():
         return _run_detail(_store(ctx), run_id, log_lines)
 

@@ -72,6 +72,13 @@ async def test_role_instructions(client: Client, world: World) -> None:
         client, "editp_dispatch", approved_id=world.main.id, file="./docs/parser.md"
     )
     assert "Propose a change to this one file only: docs/parser.md" in editp
+    # Every prompt says how an agent reports on its run, and that it stays within scope.
+    assert "ops-trigger agent exec --agent reviewer --once -- <agent command>" in sub
+    assert 'POST /ops/agent/claim {"agent": "reviewer"' in sub
+    assert "X-Lease-Token" in sub and "LEASE_LOST" in sub
+    assert "ops-trigger agent exec --agent <agent> --once" in orch
+    for text in (orch, sub, editp):
+        assert "act only within the approved scope above" in text
     assert "the glob docs/*.md" in editp
 
 

@@ -7,7 +7,8 @@ from typing import Any
 import pytest
 from mcp import Client
 
-from tests.integration.mcp.seed import World
+from core.bootstrap import Services
+from tests.integration.mcp.seed import OPERATOR, World
 
 pytestmark = pytest.mark.anyio
 
@@ -136,3 +137,15 @@ async def test_counts_of_the_wrong_json_type_are_refused_not_coerced(
         assert await call_error(client, "list_runs", {"limit": bad})
         args = {"run_id": world.done_run.id, "log_lines": bad}
         assert await call_error(client, "get_run", args)
+
+
+async def test_get_run_shows_the_executor_and_the_agent(
+    client: Client, world: World, services: Services
+) -> None:
+    provider = await call_ok(client, "get_run", {"run_id": world.done_run.id})
+    assert provider["run"]["executor"] == "provider" and provider["run"]["agent"] is None
+    # ``bare`` has no agents in scope: any agent may be named.
+    run, _ = services.runs.create(approved_id=world.bare.id, actor=OPERATOR, agent="coder")
+    detail = await call_ok(client, "get_run", {"run_id": run.id})
+    assert detail["run"]["executor"] == "agent" and detail["run"]["agent"] == "coder"
+    assert detail["run"]["status"] == "pending"
