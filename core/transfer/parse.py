@@ -235,6 +235,12 @@ def parse_run(data: dict[str, Any], stem: str) -> RunIn:
     executor = data.get("executor") or "provider"
     if executor not in ("provider", "agent"):
         raise BadFile("executor must be 'provider' or 'agent'")
+    agent = data.get("agent") or None
+    if agent is not None:
+        try:
+            agent = validate_name(agent, what="agent")
+        except InvalidIdError as exc:
+            raise BadFile(exc.message) from None
     created_at = f.timestamp(data, "created_at") or now_ts()
     error = f.text(data, "error")
     started_at = f.timestamp(data, "started_at")
@@ -263,6 +269,7 @@ def parse_run(data: dict[str, Any], stem: str) -> RunIn:
         content_sha256=stored or "",
         status=status,
         executor=executor,
+        agent=agent if executor == "agent" else None,
         attempt=f.integer(data, "attempt", default=1, minimum=1),
         created_at=created_at,
         created_by=f.actor(data, "created_by"),
