@@ -1,8 +1,8 @@
 """The agent executor of SPEC section 14: a run's agent, its lease token (hashed) and the
 claim index.
 
-Revision ID: 0007_agent_executor
-Revises: 0006_webhooks
+Revision ID: 0008_agent_executor
+Revises: 0007_store_counters
 """
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0007_agent_executor"
-down_revision = "0006_webhooks"
+revision = "0008_agent_executor"
+down_revision = "0007_store_counters"
 branch_labels = None
 depends_on = None
 
