@@ -23,7 +23,7 @@ from core.agent import (
 )
 from core.auth import Principal, hash_token, tokens_equal
 from core.canonical import canonical_json, item_sha256
-from core.errors import HashMismatchError, LeaseLostError, PayloadTooLargeError
+from core.errors import HashMismatchError, LeaseLostError, NotFoundError, PayloadTooLargeError
 from core.eventlog import emit
 from core.ids import IdKind, validate_id, validate_name
 from core.models import Approved, EventType, Run, RunStatus
@@ -82,8 +82,10 @@ class AgentService(Service):
             run_id = uow.runs.next_pending(agent=agent)
             if run_id is None:
                 return None
-            run: Run = uow.runs.get(run_id)
-            approved: Approved = uow.approved.get(run.approved_id)
+            run: Run = require(uow.runs.get(run_id), "run", run_id)
+            approved: Approved = require(
+                uow.approved.get(run.approved_id), "approved item", run.approved_id
+            )
             mismatch = _hash_mismatch(approved, run)
             if mismatch is not None:
                 self._refuse_tampered(uow, run, mismatch, actor)
@@ -126,7 +128,7 @@ class AgentService(Service):
                 target=run_id,
                 detail={"attempt": run.attempt, "executor": "agent", "agent": agent},
             )
-            claimed: Run = uow.runs.get(run_id)
+            claimed: Run = require(uow.runs.get(run_id), "run", run_id)
             uow.commit()
         return AgentClaim(
             run=claimed, approved=approved, lease_token=token, lease_expires_at=expires,
@@ -160,7 +162,8 @@ class AgentService(Service):
     def _check_lease(uow: UnitOfWork, run_id: str, token: str) -> None:
         """Raise unless ``token`` holds the running agent run ``run_id`` now."""
         lease = uow.runs.agent_lease(run_id)
-        require(lease, "run", run_id)
+        if lease is None:
+            raise NotFoundError(f"run {run_id} not found", detail={"id": run_id})
         status, executor, token_hash, expires = lease
         if executor != "agent":
             raise _lost(run_id, "it is not an agent run")
@@ -178,7 +181,7 @@ class AgentService(Service):
             self._check_lease(uow, run_id, lease_token)
             expires = ts_after(self.lease_s)
             uow.runs.set(run_id, only_status=_RUNNING, lease_expires_at=expires)
-            run: Run = uow.runs.get(run_id)
+            run: Run = require(uow.runs.get(run_id), "run", run_id)
             uow.commit()
         return Heartbeat(
             run_id=run_id, cancel_requested=run.cancel_requested, lease_expires_at=expires
@@ -241,7 +244,7 @@ class AgentService(Service):
         validate_id(IdKind.RUN, run_id)
         with self._uow(write=True) as uow:
             self._check_lease(uow, run_id, lease_token)
-            current: Run = uow.runs.get(run_id)
+            current: Run = require(uow.runs.get(run_id), "run", run_id)
             level = "info"
             if status is RunStatus.ERROR and current.cancel_requested:
                 status, line = RunStatus.CANCELLED, f"cancelled on request; the agent said: {error}"
@@ -271,6 +274,6 @@ class AgentService(Service):
                 outcome="ok" if status is not RunStatus.ERROR else "error",
                 detail={"status": status.value, "executor": "agent", "agent": current.agent},
             )
-            finished: Run = uow.runs.get(run_id)
+            finished: Run = require(uow.runs.get(run_id), "run", run_id)
             uow.commit()
         return finished
