@@ -63,6 +63,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/events.py
 	$(BIN)/python bench/transfer.py
 	$(BIN)/python bench/webhooks.py
+	$(BIN)/python bench/console.py
 
 # Scale-out on PostgreSQL (OPS_TEST_DATABASE_URL, default the local server): worker processes,
 # approvals vs raw psycopg, and bench/runs.py with the store on PostgreSQL.

@@ -3,7 +3,8 @@
 ``/oauth/authorize`` (the SDK's handler) validates the request and sends the browser here
 with it. The page re-validates everything against the store (the client, its exact redirect
 URI, the PKCE challenge, the scopes), because the query is the browser's to change. The form
-posts back with a CSRF token (double-submit cookie) and must come from this origin. Allowing
+posts back with a CSRF token (double-submit cookie) and must come from this origin. A user
+signed in to the web console may leave the token empty: the console session stands in. Allowing
 issues a single-use code for the role the user chose, never above their own token's role;
 denying sends ``access_denied`` to the client. Both are audited.
 """
@@ -32,6 +33,7 @@ from core.errors import OpsError, RateLimitedError
 from core.models import Role
 from core.services.oauth import MAX_OAUTH_ROLE
 from gateway.clientaddr import ClientAddress
+from gateway.console.web import SESSION_COOKIE
 from gateway.oauth.config import (
     CONSENT_PATH,
     SCOPE_AGENT,
@@ -130,8 +132,23 @@ class ConsentPage:
         scopes = fields.get("scope", SCOPE_READ).split()
         return Pending(client=client, fields=fields, scopes=scopes)
 
+    async def _console_user(self, request: Request) -> Principal | None:
+        """The user of the browser's console session, if it has a live one."""
+        session_id = request.cookies.get(SESSION_COOKIE)
+        if not session_id:
+            return None
+        session = await run_in_threadpool(self.services.sessions.resolve, session_id)
+        return session.principal if session is not None else None
+
     def _render(
-        self, request: Request, pending: Pending, csrf: str, *, error: str | None, status: int
+        self,
+        request: Request,
+        pending: Pending,
+        csrf: str,
+        *,
+        error: str | None,
+        status: int,
+        signed_in: Principal | None = None,
     ) -> Response:
         target = urlsplit(pending.redirect_uri)
         html = _TEMPLATES.get_template("consent.html").render(
@@ -144,6 +161,7 @@ class ConsentPage:
             fields=pending.fields,
             csrf=csrf,
             error=error,
+            signed_in=signed_in.actor if signed_in is not None else None,
             action=CONSENT_PATH,
             style=f"{CONSENT_PATH}.css",
         )
@@ -171,7 +189,8 @@ class ConsentPage:
         except ConsentError as exc:
             return self._problem(f"This authorization request cannot be shown: {exc}.")
         csrf = request.cookies.get(CSRF_COOKIE) or secrets.token_urlsafe(32)
-        return self._render(request, pending, csrf, error=None, status=200)
+        user = await self._console_user(request)
+        return self._render(request, pending, csrf, error=None, status=200, signed_in=user)
 
     def _same_origin(self, request: Request) -> bool:
         origin = request.headers.get("origin")
@@ -205,6 +224,8 @@ class ConsentPage:
         principal = None
         if isinstance(token, str) and token.strip():
             principal = await run_in_threadpool(self.services.access.authenticate, token.strip())
+        else:
+            principal = await self._console_user(request)
         if principal is not None:
             return principal, ""
         client = self.clients.of(request.scope)
