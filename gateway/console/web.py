@@ -77,6 +77,11 @@ class Ctx:
         value = self.form.get(name) if self.form is not None else None
         return value.strip() if isinstance(value, str) else default
 
+    def text(self, name: str) -> str:
+        """A textarea as typed (not stripped), with the browser's CRLF line ends as LF."""
+        value = self.form.get(name) if self.form is not None else None
+        return value.replace("\r\n", "\n") if isinstance(value, str) else ""
+
     def query(self, name: str) -> str | None:
         value = self.request.query_params.get(name)
         return value.strip() or None if value is not None else None

@@ -271,6 +271,30 @@ def test_lists_move_with_j_and_k_and_pages_fit_a_phone(
     page.set_viewport_size({"width": 1280, "height": 900})
 
 
+def test_an_admin_writes_edits_and_generates_drafts(
+    browser: Browser, page: Any, server: ConsoleServer
+) -> None:
+    browser.sign_in(page, "admin", next_path="/console/drafts")
+    page.click("#new-draft-link")
+    page.fill("#n-prompt", "Plan the rollout")
+    page.fill("#n-content", "1. canary\n2. everyone\n")
+    page.click("#create")
+    page.wait_for_selector("#edit")
+    page.click("#edit summary")
+    page.fill("#e-content", "1. canary for a day\n2. everyone\n")
+    page.click("#save-edit")
+    page.wait_for_selector("table.split tr.k-replace")
+    assert "canary for a day" in page.inner_text("table.split")
+    draft_id = page.url.split("/drafts/", 1)[1].split("?", 1)[0]
+    stored = server.call("GET", f"/ops/drafts/{draft_id}")
+    assert stored["revision"] == 2 and stored["content"] == "1. canary for a day\n2. everyone\n"
+    page.goto(f"{server.url}/console/drafts/new")
+    page.fill("#n-prompt", "Summarise the release")
+    page.click("#generate")
+    page.wait_for_selector("#content-rendered")
+    assert "FAKE-REPLY" in page.inner_text("#content-rendered")
+
+
 def test_admin_pages(browser: Browser, page: Any, server: ConsoleServer) -> None:
     browser.sign_in(page, "admin", next_path="/console/admin/tokens")
     page.fill("#t-name", "ci-bot")

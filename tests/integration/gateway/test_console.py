@@ -353,3 +353,29 @@ def test_bad_input_is_an_error_page_never_a_500(console: TestClient, services: S
         where = f"{answer.request.method} {answer.request.url}: {answer.status_code}"
         assert 400 <= answer.status_code < 500, where
         assert answer.headers["content-type"].startswith("text/html"), where
+
+
+def test_drafts_written_and_edited_in_the_console_are_the_apis_drafts(
+    console: TestClient, services: Services
+) -> None:
+    csrf = sign_in(console, TOKENS["admin"])
+    created = post(console, "/console/drafts/new", csrf, prompt="Write it", mode="write",
+                   content="one\r\ntwo\r\n")  # fmt: skip
+    assert created.status_code == 303
+    draft_id = created.headers["location"].rsplit("/", 1)[-1]
+    draft = services.drafts.get(draft_id=draft_id)
+    assert draft.content == "one\ntwo\n" and draft.created_by == "admin:env"  # LF, as typed
+    edited = post(console, f"/console/drafts/{draft_id}/edit", csrf, prompt="Write it",
+                  content="one\r\n2\r\n", expected_revision="1")  # fmt: skip
+    assert edited.headers["location"] == f"/console/drafts/{draft_id}?from=1&to=2"
+    page = console.get(edited.headers["location"])
+    assert "Revision 1 → 2" in page.text and "k-replace" in page.text
+    stale = post(console, f"/console/drafts/{draft_id}/edit", csrf, prompt="p", content="x",
+                 expected_revision="1")  # fmt: skip
+    assert stale.status_code == 412 and services.drafts.get(draft_id=draft_id).revision == 2
+    generated = post(console, "/console/drafts/new", csrf, prompt="Write it", mode="generate")
+    assert generated.status_code == 409 and "provider" in generated.text.lower()
+    assert [e.action for e in _audit(services, target=draft_id)][:2] == [
+        "draft.update",
+        "draft.create",
+    ]
