@@ -5,7 +5,7 @@ JavaScript (all served from the package: no CDN), routes that call the same core
 as the API routes under the same permission table. ``web`` holds the request cycle
 (session, Origin and CSRF checks, authorization, error pages), ``security`` the headers;
 the pages live in ``entry`` (sign-in, static files), ``pages``, ``review``, ``authoring``,
-``admin`` and ``stream`` (live events for the session).
+``admin``, ``webhooks`` and ``stream`` (live events for the session).
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ def install_console(app: FastAPI, settings: Settings, services: Services) -> Non
     from gateway.console.review import install_review
     from gateway.console.stream import install_stream
     from gateway.console.web import Console
+    from gateway.console.webhooks import install_webhooks
 
     console = Console(services, settings, app.state.limits, app.state.client_address)
     install_entry(console)
@@ -35,6 +36,7 @@ def install_console(app: FastAPI, settings: Settings, services: Services) -> Non
     install_authoring(console)  # /drafts/new before /drafts/{id}
     install_review(console)
     install_admin(console)
+    install_webhooks(console)
     install_stream(console)
     app.router.routes.extend(console.routes)
     if console.fallback is not None:

@@ -1,6 +1,5 @@
 """Admin pages: config, provider (keys never shown), tokens (a new value shown once),
-audit (paged, filtered, verified). Webhooks are managed through the API (SPEC 15) until
-the console gains their page.
+audit (paged, filtered, verified); webhooks have their own module (``webhooks``).
 
 Forms are parsed into the same core input models as the API bodies (``ConfigPatch``,
 ``ProviderConfigIn``), so the same validation applies and the same service writes the

@@ -82,6 +82,8 @@ def _env(data_dir: Path) -> dict[str, str]:
         ORCH_ACTIONS_TOKEN=TOKENS["actions"],
         OPS_DATA_DIR=str(data_dir),
         OPS_RATE_LIMIT_PER_MINUTE="1000000",
+        # The webhook test posts to a closed loopback port: nothing leaves the machine.
+        OPS_WEBHOOK_ALLOW_PRIVATE="true",
     )
     return env
 

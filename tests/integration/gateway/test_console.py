@@ -24,7 +24,12 @@ from tests.integration.gateway.conftest import TOKENS
 from tests.integration.gateway.console_helpers import ORIGIN, console_client, post, sign_in
 
 ROLES = ("actions", "operator", "admin")
-_KIND = {"drafts": IdKind.DRAFT, "approved": IdKind.APPROVED, "runs": IdKind.RUN}
+_KIND = {
+    "drafts": IdKind.DRAFT,
+    "approved": IdKind.APPROVED,
+    "runs": IdKind.RUN,
+    "webhooks": IdKind.WEBHOOK,
+}
 
 
 @pytest.fixture
@@ -242,7 +247,8 @@ def test_every_console_route_enforces_the_permission_table(
     assert len(routes) >= 20
     assert {a for _, _, a in routes} >= {Action.READ, Action.APPROVE, Action.REJECT,
         Action.RUN_CREATE, Action.RUN_CANCEL, Action.CONFIG_WRITE, Action.PROVIDER_READ,
-        Action.PROVIDER_WRITE, Action.TOKENS, Action.AUDIT_READ}  # fmt: skip
+        Action.PROVIDER_WRITE, Action.TOKENS, Action.AUDIT_READ, Action.WEBHOOKS,
+        Action.DRAFT_WRITE}  # fmt: skip
     checked = 0
     # Clients without the lifespan (it runs once per app; these routes need none of it).
     for role in ROLES:
