@@ -8,7 +8,7 @@ same audit entry.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal, get_args, get_origin
 
 from pydantic import ValidationError
 from starlette.responses import Response
@@ -22,8 +22,15 @@ from gateway.problems import status_of
 
 __all__ = ["install_admin"]
 
-_FLAGS = ("default_auto_run", "operator_can_generate", "prevent_self_approval")
+# The form follows the config model: a checkbox per flag, a number per limit, a choice per
+# enumerated field (such as default_executor), so a new config field needs no new form code.
+_FLAGS = tuple(name for name, info in Config.model_fields.items() if info.annotation is bool)
 _NUMBERS = tuple(name for name, info in Config.model_fields.items() if info.annotation is int)
+_CHOICES = {
+    name: [str(choice) for choice in get_args(info.annotation)]
+    for name, info in Config.model_fields.items()
+    if get_origin(info.annotation) is Literal
+}
 _PROVIDER_NUMBERS = {"timeout_s": float, "max_retries": int, "temperature": float}
 AUDIT_PAGE = 50
 
@@ -51,6 +58,9 @@ def config_patch(ctx: Ctx) -> ConfigPatch:
         number = _number(ctx, name, int)
         if number is not None:
             values[name] = number
+    for name in _CHOICES:
+        if ctx.field(name):
+            values[name] = ctx.field(name)
     try:
         return ConfigPatch.model_validate(values)
     except ValidationError as exc:
@@ -85,7 +95,9 @@ def provider_input(ctx: Ctx) -> ProviderConfigIn:
 def install_admin(console: Console) -> None:
     @console.route("/admin/config", action=Action.READ)
     async def config_page(ctx: Ctx) -> Response:
-        return ctx.render("config.html", config=ctx.config, numbers=_NUMBERS, flags=_FLAGS)
+        return ctx.render(
+            "config.html", config=ctx.config, numbers=_NUMBERS, flags=_FLAGS, choices=_CHOICES
+        )
 
     @console.route("/admin/config", action=Action.CONFIG_WRITE, methods=("POST",))
     async def config_save(ctx: Ctx) -> Response:
@@ -96,9 +108,16 @@ def install_admin(console: Console) -> None:
         except OpsError as exc:
             return ctx.render(
                 "config.html", http_status=status_of(exc), config=ctx.config, numbers=_NUMBERS,
-                flags=_FLAGS, problem=exc.message,
+                flags=_FLAGS, choices=_CHOICES, problem=exc.message,
             )  # fmt: skip
-        return ctx.render("config.html", config=saved, numbers=_NUMBERS, flags=_FLAGS, saved=True)
+        return ctx.render(
+            "config.html",
+            config=saved,
+            numbers=_NUMBERS,
+            flags=_FLAGS,
+            choices=_CHOICES,
+            saved=True,
+        )
 
     async def provider_render(ctx: Ctx, status: int = 200, **values: Any) -> Response:
         view = await ctx.call(ctx.services.provider.get)
