@@ -13,6 +13,7 @@ from starlette.responses import Response
 from core.auth import Action
 from core.errors import InputValidationError
 from core.models import DraftStatus, RunStatus
+from gateway.console.review import run_target
 from gateway.console.security import CONSOLE_PREFIX
 from gateway.console.web import Console, Ctx
 
@@ -100,10 +101,13 @@ def install_pages(console: Console) -> None:
 
     @console.route("/approved/{id}/run", action=Action.RUN_CREATE, methods=("POST",))
     async def create_run(ctx: Ctx) -> Response:
+        executor, agent = run_target(ctx)
         run, _ = await ctx.call(
             ctx.services.runs.create,
             approved_id=ctx.request.path_params["id"],
             actor=ctx.principal,
+            executor=executor,
+            agent=agent,
         )
         return ctx.redirect(f"{CONSOLE_PREFIX}/runs/{run.id}")
 

@@ -16,7 +16,7 @@ from starlette.responses import Response
 
 from core.auth import Action
 from core.errors import InputValidationError, OpsError, RevisionMismatchError
-from core.models import DraftStatus, DraftView, Plan, Scope
+from core.models import DraftStatus, DraftView, Executor, Plan, Scope
 from core.services.drafts import MAX_REVISION
 from gateway.console.diffview import side_by_side, unified_rows
 from gateway.console.security import CONSOLE_PREFIX
@@ -91,6 +91,17 @@ async def review_values(
     }
 
 
+def run_target(ctx: Ctx) -> tuple[Executor | None, str | None]:
+    """The executor and agent a form asks for (None: the configured default)."""
+    executor = ctx.field("executor") or None
+    if executor not in (None, "provider", "agent"):
+        raise InputValidationError("executor must be provider or agent")
+    agent = ctx.field("agent") or None
+    if executor != "agent":
+        agent = None  # a provider run has no agent; the field may hold the scope's default
+    return executor, agent  # type: ignore[return-value]
+
+
 def _seen_scope(text: str) -> Scope | None:
     try:
         return Scope.model_validate(json.loads(text)) if text else None
@@ -117,6 +128,7 @@ def install_review(console: Console) -> None:
             raise InputValidationError("the form lost the hash it was showing; reload the page")
         seen = _revision_param(ctx.field("expected_revision") or None, name="expected_revision")
         note = ctx.field("note") or None
+        executor, agent = run_target(ctx)
         try:
             result = await ctx.call(
                 ctx.services.approvals.approve,
@@ -126,6 +138,8 @@ def install_review(console: Console) -> None:
                 expected_revision=seen,
                 expected_sha256=sha,
                 note=note,
+                executor=executor,
+                agent=agent,
             )
         except RevisionMismatchError as exc:
             return await _changed(ctx, draft_id, exc, seen=seen, seen_sha=sha)
