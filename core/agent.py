@@ -7,7 +7,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field
 
-from core.models import Approved, Name, Run, _In, _Out
+from core.models import Approved, Run
+from core.models.base import Name, _In, _Out
 
 __all__ = [
     "MAX_CLAIM_WAIT_S",

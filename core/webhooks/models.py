@@ -7,7 +7,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from core.models import _In
+from core.models.base import _In
 
 __all__ = [
     "Delivery",
