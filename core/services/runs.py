@@ -4,7 +4,6 @@ lifecycle the run worker drives (claim with a lease, heartbeat, finish, recover)
 from __future__ import annotations
 
 import builtins
-from dataclasses import dataclass
 from typing import Any
 
 from core import audit
@@ -16,14 +15,14 @@ from core.errors import (
     InputValidationError,
     RunAlreadyActiveError,
 )
-from core.eventlog import emit
 from core.events import EventBus
 from core.executors import resolve_executor
-from core.ids import IdKind, new_id, validate_id
-from core.models import Approved, EventType, Executor, LogLine, LogPage, Page, Run, RunStatus
+from core.ids import IdKind, validate_id
+from core.models import Approved, Executor, LogLine, LogPage, Page, Run, RunStatus
 from core.pagination import MAX_SEQ, check_limit, decode_cursor, encode_cursor
-from core.ports import UnitOfWork, UowFactory
+from core.ports import UowFactory
 from core.services.base import Service, load_config, require
+from core.services.run_steps import Claim, append_log_in, claim_in, finished_in, insert_run
 from core.timeutil import now_ts, ts_after
 
 __all__ = ["Claim", "RunService", "append_log_in", "finished_in", "insert_run"]
@@ -31,131 +30,6 @@ __all__ = ["Claim", "RunService", "append_log_in", "finished_in", "insert_run"]
 IDEMPOTENCY_TTL_S = 24 * 3600
 MAX_LOG_PAGE = 1000
 MAX_LOG_MSG = 8000
-
-
-def append_log_in(uow: UnitOfWork, run_id: str, *, ts: str, level: str, msg: str) -> int:
-    """Append a log line and its ``run.log`` event inside the caller's transaction."""
-    seq: int = uow.logs.append(run_id, ts=ts, level=level, msg=msg)
-    emit(uow, EventType.RUN_LOG, run_id, run_id=run_id, seq=seq, ts=ts, level=level, msg=msg)
-    return seq
-
-
-def finished_in(uow: UnitOfWork, run_id: str) -> None:
-    """The ``run.finished`` event of a run that just reached a terminal status."""
-    run = require(uow.runs.get(run_id), "run", run_id)
-    emit(
-        uow,
-        EventType.RUN_FINISHED,
-        run_id,
-        run_id=run_id,
-        approved_id=run.approved_id,
-        status=run.status.value,
-        attempt=run.attempt,
-        executor=run.executor,
-    )
-
-
-def insert_run(
-    uow: UnitOfWork,
-    *,
-    approved: Approved,
-    actor: Principal,
-    executor: Executor = "provider",
-    agent: str | None = None,
-) -> Run:
-    """Insert a pending run for ``approved`` inside the caller's transaction (``executor``
-    and ``agent`` as checked by ``resolve_executor``)."""
-    if uow.runs.active_for(approved.id) is not None:
-        raise RunAlreadyActiveError(
-            f"approved item {approved.id} already has a pending or running run",
-            detail={"approved_id": approved.id},
-        )
-    run = Run(
-        id=new_id(IdKind.RUN),
-        approved_id=approved.id,
-        content_sha256=approved.content_sha256,
-        status=RunStatus.PENDING,
-        executor=executor,
-        agent=agent,
-        attempt=1,
-        created_at=now_ts(),
-        created_by=actor.actor,
-    )
-    uow.runs.add(run)
-    audit.record(
-        uow.audit,
-        actor=actor.actor,
-        action="run.create",
-        target=run.id,
-        detail={"approved_id": approved.id, "executor": executor, "agent": agent},
-    )
-    emit(
-        uow,
-        EventType.RUN_CREATED,
-        run.id,
-        run_id=run.id,
-        approved_id=approved.id,
-        status=run.status.value,
-        content_sha256=run.content_sha256,
-        executor=run.executor,
-        agent=run.agent,
-        attempt=run.attempt,
-        actor=actor.actor,
-    )
-    return run
-
-
-@dataclass(frozen=True)
-class Claim:
-    """A run claimed by a worker, with the approved item it must execute."""
-
-    run: Run
-    approved: Approved
-
-
-def _claim_in(
-    uow: UnitOfWork, *, worker_id: str, lease_s: float, max_running: int | None
-) -> Claim | None:
-    """Claim the oldest pending run inside the caller's transaction (which must commit)."""
-    if max_running is not None and uow.runs.count_running() >= max_running:
-        return None
-    run_id = uow.runs.next_pending()
-    if run_id is None:
-        return None
-    now = now_ts()
-    claimed = uow.runs.set(
-        run_id,
-        only_status=(RunStatus.PENDING.value,),
-        status=RunStatus.RUNNING.value,
-        started_at=now,
-        lease_owner=worker_id,
-        lease_expires_at=ts_after(lease_s),
-    )
-    if not claimed:
-        return None
-    run = require(uow.runs.get(run_id), "run", run_id)
-    approved = require(uow.approved.get(run.approved_id), "approved item", run.approved_id)
-    emit(
-        uow,
-        EventType.RUN_STARTED,
-        run_id,
-        run_id=run_id,
-        approved_id=run.approved_id,
-        status=run.status.value,
-        attempt=run.attempt,
-        worker=worker_id,
-    )
-    append_log_in(
-        uow, run_id, ts=now, level="info", msg=f"attempt {run.attempt} started by {worker_id}"
-    )
-    audit.record(
-        uow.audit,
-        actor=f"system:{worker_id}",
-        action="run.start",
-        target=run_id,
-        detail={"attempt": run.attempt},
-    )
-    return Claim(run=run, approved=approved)
 
 
 class RunService(Service):
@@ -310,7 +184,7 @@ class RunService(Service):
         """Atomically move the oldest pending run to running under this worker's lease;
         with ``max_running``, only while fewer runs than that are running (all workers)."""
         with self._uow(write=True) as uow:
-            claim = _claim_in(uow, worker_id=worker_id, lease_s=lease_s, max_running=max_running)
+            claim = claim_in(uow, worker_id=worker_id, lease_s=lease_s, max_running=max_running)
             if claim is not None:
                 uow.commit()
         return claim
@@ -409,9 +283,7 @@ class RunService(Service):
                 )
             claim = None
             if lease_s is not None:
-                claim = _claim_in(
-                    uow, worker_id=worker_id, lease_s=lease_s, max_running=max_running
-                )
+                claim = claim_in(uow, worker_id=worker_id, lease_s=lease_s, max_running=max_running)
             if ours or claim is not None:
                 uow.commit()
         return ours, claim

@@ -30,6 +30,7 @@ from core.models import Config, RunStatus
 from core.services.runs import Claim
 from core.worker.attempt import run_attempt
 from core.worker.deps import ActiveProvider, SideLoop, WorkerDeps
+from core.worker.handback import drain, hand_back
 from core.worker.job import Job, default_worker_id
 from core.worker.passes import Passes
 
@@ -194,7 +195,7 @@ class RunWorker:
                     )
                 )
             await self._dispatch_loop()
-            await self._drain()
+            await drain(self._jobs, grace_s=self._deps.settings.worker_stop_grace_s)
         finally:
             self._stopping = True  # also on cancellation: nothing new is claimed from here
             unsubscribe()
@@ -202,7 +203,7 @@ class RunWorker:
             for task in background:
                 task.cancel()
             await asyncio.gather(*background, return_exceptions=True)
-            await self._abandon()
+            await hand_back(self._jobs, self._runs, worker_id=self.worker_id)
             if side is not None:
                 await to_thread.run_sync(side.stop)
             try:
@@ -306,40 +307,6 @@ class RunWorker:
     def _start_job(self, job: Job) -> None:
         self._jobs[job.run.id] = job
         job.task = asyncio.create_task(self._execute(job), name=f"run {job.run.id}")
-
-    async def _drain(self) -> None:
-        tasks = [job.task for job in self._jobs.values() if job.task is not None]
-        if not tasks:
-            return
-        grace = self._deps.settings.worker_stop_grace_s
-        log.info("waiting up to %.0f s for %d runs in flight", grace, len(tasks))
-        await asyncio.wait(tasks, timeout=grace)
-
-    async def _abandon(self) -> None:
-        """Abort runs still in flight and hand them back (lease expired now, so they are
-        queued again with ``attempt + 1``, or end after ``max_attempts``)."""
-        jobs: list[Job] = []
-        while self._jobs:  # a run claimed just before the stop may still join
-            batch = list(self._jobs.values())
-            for job in batch:
-                job.abort("stop")
-            await asyncio.gather(
-                *(j.task for j in batch if j.task is not None), return_exceptions=True
-            )
-            jobs += batch
-        unfinished = [job.run.id for job in jobs if not job.finished]
-        if not unfinished:
-            return
-        log.warning("handing back %d runs in flight: %s", len(unfinished), unfinished)
-        try:
-            await to_thread.run_sync(
-                lambda: self._runs.heartbeat(
-                    run_ids=unfinished, worker_id=self.worker_id, lease_s=0
-                )
-            )
-            await to_thread.run_sync(self._runs.recover_expired)
-        except Exception:
-            log.exception("could not hand back runs %s; their leases will expire", unfinished)
 
     # --- one run -------------------------------------------------------------------------
 
