@@ -28,6 +28,8 @@ import httpx
 import uvicorn
 
 ROOT = Path(__file__).resolve().parents[1]
+# bench/ itself off the path: bench/mcp.py would shadow the mcp package.
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench"]
 sys.path.insert(0, str(ROOT))
 
 from core.auth import Principal  # noqa: E402
