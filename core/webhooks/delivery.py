@@ -26,15 +26,15 @@ import httpx
 from anyio import to_thread
 
 from core import __version__
-from core.errors import InputValidationError
 from core.events import EVENTS_COMMITTED
 from core.services.webhooks import Attempt, DeliveryJob
 from core.timeutil import now as utc_now
 from core.webhooks.models import WebhookFormat
 from core.webhooks.payloads import body_of, message_id
+from core.webhooks.pinning import PinnedTransport, RefusedTarget
 from core.webhooks.policy import RetryPolicy
 from core.webhooks.signing import signature_headers
-from core.webhooks.targets import Resolver, check_host, resolve_host, url_origin
+from core.webhooks.targets import Resolver, resolve_host, url_origin
 
 if TYPE_CHECKING:
     from core.bootstrap import Services
@@ -143,8 +143,11 @@ class WebhookDispatcher:
     async def open(self) -> None:
         """Open the HTTP client (``run`` does; tests that call ``pass_once`` do it first)."""
         if self._client is None:
+            transport = self._transport or PinnedTransport(
+                self._resolve, allow_private=self._settings.webhook_allow_private
+            )
             self._client = httpx.AsyncClient(
-                transport=self._transport,
+                transport=transport,
                 timeout=httpx.Timeout(self._timeout_s, connect=min(5.0, self._timeout_s)),
                 follow_redirects=False,
                 headers={"User-Agent": USER_AGENT},
@@ -243,9 +246,6 @@ class WebhookDispatcher:
                 error="the signing secret cannot be decrypted with the secret key at hand",
                 duration_ms=0,
             )
-        refusal = await self._refusal(job.url)
-        if refusal is not None:
-            return Attempt(status_code=None, error=refusal, duration_ms=spent())
         body = body_of(
             job.event,
             format=WebhookFormat(job.format),
@@ -266,21 +266,10 @@ class WebhookDispatcher:
                 duration_ms=spent(),
             )
         except httpx.HTTPError as exc:
-            return Attempt(status_code=None, error=_describe(exc, job.url), duration_ms=spent())
+            cause = exc.__cause__
+            error = str(cause) if isinstance(cause, RefusedTarget) else _describe(exc, job.url)
+            return Attempt(status_code=None, error=error, duration_ms=spent())
         return Attempt(status_code=status, error=None, duration_ms=spent())
-
-    async def _refusal(self, url: str) -> str | None:
-        """Why ``url`` may not be posted to now (its host may resolve elsewhere than when the
-        webhook was created), or None."""
-        if self._settings.webhook_allow_private:
-            return None
-        parts = httpx.URL(url)
-        port = parts.port or (443 if parts.scheme == "https" else 80)
-        try:
-            await self._db(check_host, host=parts.host, port=port, resolve=self._resolve)
-        except InputValidationError as exc:
-            return f"refused: {exc.message}"
-        return None
 
 
 def _describe(exc: httpx.HTTPError, url: str) -> str:

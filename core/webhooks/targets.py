@@ -3,7 +3,9 @@
 Private, loopback, link-local, multicast, reserved and unspecified addresses are refused
 unless ``OPS_WEBHOOK_ALLOW_PRIVATE=true``: a webhook must not become a way to reach the
 services next to the gateway (SSRF). The check runs when a webhook is created and again
-before every attempt (a name may resolve elsewhere later).
+for every connection a delivery makes, which then goes to the addresses checked
+(``core.webhooks.pinning``): a name that resolves elsewhere later is caught, and cannot
+switch addresses between the check and the connection.
 """
 
 from __future__ import annotations
@@ -82,8 +84,8 @@ def check_url(url: str, *, allow_private: bool, resolve: Resolver = resolve_host
     return url
 
 
-def check_host(host: str, port: int, *, resolve: Resolver = resolve_host) -> None:
-    """Refuse a host that resolves to any non-public address (or does not resolve)."""
+def check_host(host: str, port: int, *, resolve: Resolver = resolve_host) -> list[str]:
+    """The addresses of ``host``; refused when any is non-public (or none resolves)."""
     try:
         addresses = list(resolve(host, port))
     except (OSError, UnicodeError):
@@ -100,3 +102,4 @@ def check_host(host: str, port: int, *, resolve: Resolver = resolve_host) -> Non
                 "public addresses unless OPS_WEBHOOK_ALLOW_PRIVATE=true",
                 detail={"host": host[:100], "address": address, "range": reason},
             )
+    return addresses

@@ -247,6 +247,23 @@ def test_two_delivery_loops_on_one_store_never_post_an_event_twice(
         other.close()
 
 
+def test_the_connection_goes_to_the_address_the_resolver_gave(
+    client: TestClient, headers: Headers, services: Services
+) -> None:
+    # ``receiver.invalid`` resolves nowhere but in the dispatcher's resolver: a delivery
+    # that arrives proves the connection did not look the name up a second time.
+    with receiver() as rx:
+        port = rx.url.rsplit(":", 1)[1].split("/", 1)[0]
+        hook = add_webhook(client, headers, f"http://receiver.invalid:{port}/hooks/ops")
+        with dispatching(services, resolve=lambda host, port: ["127.0.0.1"]):
+            create_draft(client, headers["admin"])
+            [got] = rx.wait_for(1)
+            wait_until(lambda: len(deliveries(client, headers, hook["id"])) == 1)
+    assert got.headers["host"] == f"receiver.invalid:{port}"
+    [record] = deliveries(client, headers, hook["id"])
+    assert record["outcome"] == "delivered"
+
+
 class TestWithoutThePrivateFlag:
     @pytest.fixture
     def settings(self, settings_factory: Callable[..., Settings]) -> Settings:
@@ -273,6 +290,38 @@ class TestWithoutThePrivateFlag:
 
         asyncio.run(scenario())
         [record] = deliveries(client, headers, hook["id"])
+        assert record["outcome"] == "failed" and record["status_code"] is None
+        assert record["error"].startswith("refused: url resolves to a loopback address")
+
+    def test_the_lookup_made_for_the_connection_is_the_one_checked(
+        self, client: TestClient, headers: Headers, services: Services
+    ) -> None:
+        # Public when the webhook was created; now the name also resolves to loopback. The
+        # connection looks the name up once, checks that answer and refuses it: there is no
+        # second lookup that could answer differently from the one checked.
+        services.webhooks.resolve = lambda host, port: ["93.184.215.14"]
+        hook = add_webhook(client, headers, "http://hooks.example.test:9/in")
+        create_draft(client, headers["admin"])
+        answers = iter([["127.0.0.1", "93.184.215.14"]])
+        calls: list[str] = []
+
+        def rebinding(host: str, port: int) -> list[str]:
+            calls.append(host)
+            return next(answers, ["93.184.215.14"])
+
+        dispatcher = WebhookDispatcher(services, owner="w", policy=FAST, resolve=rebinding)
+
+        async def scenario() -> None:
+            await dispatcher.open()
+            try:
+                await dispatcher.pass_once()
+                await dispatcher.idle()
+            finally:
+                await dispatcher.aclose()
+
+        asyncio.run(scenario())
+        [record] = deliveries(client, headers, hook["id"])
+        assert calls == ["hooks.example.test"]
         assert record["outcome"] == "failed" and record["status_code"] is None
         assert record["error"].startswith("refused: url resolves to a loopback address")
 
