@@ -53,17 +53,16 @@ fmt: $(STAMP)
 	$(BIN)/ruff format $(SOURCES)
 	$(BIN)/ruff check --fix $(SOURCES)
 
+# Every figure of issue 10's table (docs/performance.md) on SQLite and on PostgreSQL
+# (OPS_TEST_DATABASE_URL, default the local test server, when it answers; said when none
+# does), then a summary table (figure, SQLite, PostgreSQL, goal, met?). The table's sizes by
+# default; `make bench BENCH_SCALE=small` is a smoke run of a few minutes. wrk (Debian's) is
+# installed when missing.
+BENCH_SCALE ?= full
 bench: $(STAMP)
-	@command -v wrk >/dev/null 2>&1 || apt-get install -y wrk || sudo apt-get install -y wrk
-	$(BIN)/python bench/store.py
-	$(BIN)/python bench/status.py
-	$(BIN)/python bench/gateway.py
-	$(BIN)/python bench/runs.py
-	$(BIN)/python bench/mcp.py
-	$(BIN)/python bench/events.py
-	$(BIN)/python bench/transfer.py
-	$(BIN)/python bench/webhooks.py
-	$(BIN)/python bench/console.py
+	@command -v wrk >/dev/null 2>&1 || apt-get install -y -qq wrk >/dev/null \
+	  || (apt-get update -qq && apt-get install -y -qq wrk >/dev/null) || sudo apt-get install -y wrk
+	BENCH_SCALE=$(BENCH_SCALE) $(BIN)/python bench/all.py
 
 # Scale-out on PostgreSQL (OPS_TEST_DATABASE_URL, default the local server): worker processes,
 # approvals vs raw psycopg, and bench/runs.py with the store on PostgreSQL.

@@ -7,7 +7,9 @@ statements are then replayed with plain psycopg, one transaction per approval, o
 database holding the same drafts. The timed service run is a third database with the same
 drafts and no recording. All three are clones of one template, so each starts identical.
 
-    .venv/bin/python bench/approvals_pg.py [--url postgresql+psycopg://…] [--approvals 600]
+    .venv/bin/python bench/approvals_pg.py [--postgres postgresql+psycopg://…] [--approvals 600]
+
+``BENCH_SCALE=small``: one round of 150.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from __future__ import annotations
 import argparse
 import os
 import secrets
+import shutil
 import sys
 import tempfile
 import time
@@ -24,11 +27,14 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
+# bench/ off the import path: bench/mcp.py would shadow the mcp package.
+sys.path[:] = [p for p in sys.path if Path(p or os.getcwd()).resolve() != ROOT / "bench"]
 sys.path.insert(0, str(ROOT))
 
 import psycopg  # noqa: E402
 import sqlalchemy as sa  # noqa: E402
 
+from bench import benchlib  # noqa: E402
 from core.auth import Principal  # noqa: E402
 from core.bootstrap import build_services  # noqa: E402
 from core.config import Settings  # noqa: E402
@@ -36,7 +42,7 @@ from core.models import DraftIn, Role  # noqa: E402
 
 ADMIN = Principal(role=Role.ADMIN, name="bench")
 OPERATOR = Principal(role=Role.OPERATOR, name="bench-op")
-ROUNDS = 3
+ROUNDS = benchlib.sized(3, 1)
 
 
 def _conninfo(url: sa.URL) -> str:
@@ -56,10 +62,20 @@ def _database(base: sa.URL, template: str | None = None) -> Iterator[sa.URL]:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+_DATA_DIRS: list[Path] = []
+
+
 def _services(url: sa.URL) -> Any:
     data = Path(tempfile.mkdtemp(prefix="ops-bench-pg-"))
+    _DATA_DIRS.append(data)
     settings = Settings(data_dir=data, database_url=url.render_as_string(hide_password=False))
     return build_services(settings)
+
+
+def cleanup() -> None:
+    """Remove the data dirs the services of this module made."""
+    while _DATA_DIRS:
+        shutil.rmtree(_DATA_DIRS.pop(), ignore_errors=True)
 
 
 def _prepare_template(url: sa.URL, count: int) -> list[str]:
@@ -143,10 +159,21 @@ def measure(base: sa.URL, approvals: int) -> tuple[float, float, int]:
 
 
 def report(base: sa.URL, approvals: int) -> str:
-    services, raw, per_call = measure(base, approvals)
+    try:
+        services, raw, per_call = measure(base, approvals)
+    finally:
+        cleanup()
+    ratio = services / raw
+    benchlib.record(
+        "approvals_services",
+        benchlib.POSTGRES,
+        ratio,
+        f"{ratio:.2f} ({services:.0f} vs raw psycopg {raw:.0f}/s)",
+    )
     return (
         f"approvals/s through the services {services:.0f} / raw psycopg {raw:.0f}"
-        f" = {services / raw:.2f}   (goal >= 0.5; the same {per_call} statements per"
+        f" = {ratio:.2f}   ({benchlib.verdict('approvals_services', ratio)}; the same {per_call}"
+        " statements per"
         f" approval, one transaction each; median of {ROUNDS} rounds of {approvals})"
     )
 
@@ -154,12 +181,12 @@ def report(base: sa.URL, approvals: int) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
+        "--postgres",
         "--url",
-        default=os.environ.get(
-            "OPS_TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-        ),
+        dest="url",
+        default=os.environ.get("OPS_TEST_DATABASE_URL", benchlib.DEFAULT_POSTGRES),
     )
-    parser.add_argument("--approvals", type=int, default=600)
+    parser.add_argument("--approvals", type=int, default=benchlib.sized(600, 150))
     args = parser.parse_args()
     base = sa.make_url(Settings(database_url=args.url).db_url)
     sys.stdout.write(report(base, args.approvals) + "\n")

@@ -1,22 +1,27 @@
 """Gateway benchmark: real uvicorn on loopback, wrk as the load generator.
 
-Prints, measured in one run (SQLite store; rounds alternate between the servers, so load on
-the shared machine hits both alike):
+Prints, measured in one run on one store (SQLite, or a fresh PostgreSQL database with
+``--postgres URL``); rounds alternate between the servers, so load on the shared machine hits
+both alike:
 
 1. authenticated ``GET /ops/approved/{id}`` (a registry token) against a bare FastAPI
    ``async def`` returning the same bytes: req/s, p99 and the server's CPU time per request,
    and the ratio of each. Goal (req/s): >= 0.5.
 2. ``GET /ops/drafts?limit=50`` against the bare app returning the same page. Goal: >= 0.3.
 3. approvals over HTTP, 16 connections (``POST /ops/drafts/{id}/approve`` of distinct
-   drafts, each a durable SQLite write), against plain sqlite3 transactions of the same
-   statements on the same schema (``bench/store.py``). Goal: >= 0.3.
-4. writes per second of one client over HTTP: create a draft, approve it, create a run.
+   drafts, each a durable write), against plain driver transactions: sqlite3 with the same
+   statements on the same schema (``bench/store.py``), or psycopg replaying the statements
+   the services issue (``bench/approvals_pg.py``). Goal: >= 0.3.
+4. writes per second of one client over HTTP (create a draft, approve it, create a run)
+   against ``bench/opsv2.py``, a baseline modelled on OPS v2 (one JSON file per item, no
+   fsync), driven by the same client loop in alternating rounds. Goal: >= 3.
 
 The load generator is wrk (``wrk -t2 -c16``, Lua scripts for the token and the POSTs); it is
 written in C, so the servers, not the client, are what saturate. The CPU figure (from
 ``/proc/<pid>/stat``) is the one that isolates the gateway's own cost on a busy machine.
 
-Run: ``.venv/bin/python bench/gateway.py [--seconds 5] [--rounds 3]`` (about a minute).
+Run: ``.venv/bin/python bench/gateway.py [--postgres URL] [--seconds 5] [--rounds 3]``
+(about two minutes; ``BENCH_SCALE=small`` for a smoke run).
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ import argparse
 import os
 import re
 import shutil
-import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -38,19 +43,18 @@ from typing import Any
 
 import httpx
 
-# This file is named like the ``gateway`` package: take its own directory off the import path
-# (and put the repository root on it) before anything imports the package.
+# This file is named like the ``gateway`` package, and bench/mcp.py like the ``mcp`` package:
+# take bench/ off the import path (and put the repository root on it) before any import.
 _HERE = Path(__file__).resolve().parent
 sys.path[:] = [p for p in sys.path if Path(p or os.getcwd()).resolve() != _HERE]
 sys.path.insert(0, str(_HERE.parent))
+
+from bench import benchlib  # noqa: E402
 
 CONNECTIONS = 16
 THREADS = 2
 BENCH_RATE_LIMIT = 100_000_000
 DRAFTS_ON_PAGE = 50
-ITEM_CONTENT = "Split parse() into tokenize() and build(); keep the public API. " * 20
-PAGE_CONTENT = "Split parse() into tokenize() and build(). " * 25  # 50 drafts: 74 KB
-GOALS = {"approved": 0.5, "drafts": 0.3, "approvals": 0.3}
 
 # Each wrk thread approves its own slice of the draft ids (``ids`` is defined above this).
 _APPROVE_LUA = """
@@ -106,12 +110,14 @@ def _uvicorn(app: Any, port: int) -> None:
     uvicorn.run(app, host="127.0.0.1", port=port, access_log=False, log_level="warning")
 
 
-def serve_gateway(data_dir: Path, port: int) -> None:
+def serve_gateway(data_dir: Path, port: int, database_url: str | None) -> None:
     """The real gateway over the benchmark's store (no worker, limits out of the way)."""
     from core.config import Settings
     from gateway.app import create_app
 
-    settings = Settings(data_dir=data_dir, rate_limit_per_minute=BENCH_RATE_LIMIT)
+    settings = Settings(
+        data_dir=data_dir, database_url=database_url, rate_limit_per_minute=BENCH_RATE_LIMIT
+    )
     _uvicorn(create_app(settings), port)
 
 
@@ -155,24 +161,17 @@ class Measure:
         return self.server_cpu_s / max(1, self.requests) * 1e6
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+_cpu_seconds = benchlib.cpu_seconds
 
 
 @contextmanager
-def server(*argv: str) -> Iterator[tuple[str, int]]:
-    """Start this script as a server subprocess; yield (base url, pid)."""
-    port = _free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPS_", "ORCH_"))}
+def server(script: str, *argv: str) -> Iterator[tuple[str, int]]:
+    """Start ``script ARGV... PORT`` as a server subprocess; yield (base url, pid)."""
+    port = benchlib.free_port()
     process = subprocess.Popen(
-        [sys.executable, __file__, *argv, str(port)], env=env, stderr=subprocess.PIPE
+        [sys.executable, script, *argv, str(port)],
+        env=benchlib.clean_env(PYTHONPATH=str(_HERE.parent)),
+        stderr=subprocess.PIPE,
     )
     url = f"http://127.0.0.1:{port}"
     try:
@@ -225,134 +224,88 @@ def _median(runs: list[Measure]) -> Measure:
     return ordered[len(ordered) // 2]
 
 
-# --- the store ---------------------------------------------------------------------------
-
-
-def _seed(data_dir: Path) -> str:
-    """An approved item to read; tokens written to the data dir."""
-    from core.auth import Principal
-    from core.bootstrap import build_services
-    from core.config import Settings
-    from core.models import DraftIn, Role
-
-    services = build_services(Settings(data_dir=data_dir))
-    try:
-        services.access.bootstrap()
-        admin = Principal(role=Role.ADMIN, name="bench")
-        first = services.drafts.create(
-            data=DraftIn(prompt="Refactor the parser", content=ITEM_CONTENT), actor=admin
-        )
-        approved = services.approvals.approve(draft_id=first.id, actor=admin).approved
-    finally:
-        services.close()
-    return approved.id
-
-
-def _fill_page(data_dir: Path) -> None:
-    """The newest drafts: the first page of the list (50 drafts, 74 KB)."""
-    from core.auth import Principal
-    from core.bootstrap import build_services
-    from core.config import Settings
-    from core.models import DraftIn, Role
-
-    services = build_services(Settings(data_dir=data_dir))
-    try:
-        admin = Principal(role=Role.ADMIN, name="bench")
-        for i in range(DRAFTS_ON_PAGE):
-            services.drafts.create(
-                data=DraftIn(prompt=f"Task {i}: refactor", content=PAGE_CONTENT), actor=admin
-            )
-    finally:
-        services.close()
-
-
-def _add_drafts(db: Path, count: int) -> list[str]:
-    """``count`` drafts to approve, inserted with plain sqlite3 (as bench/store.py does)."""
-    from bench.store import _draft_rows, _insert_drafts, _raw_connection
-
-    rows = _draft_rows(count, "http")
-    conn = _raw_connection(db)
-    try:
-        _insert_drafts(conn, rows)
-    finally:
-        conn.close()
-    return [str(row[0]) for row in rows]
-
-
-def _raw_approvals_per_s(root: Path, count: int) -> float:
-    """Plain sqlite3 transactions with the approve statements (bench/store.py)."""
-    from bench.store import RawApprover, _draft_rows, _insert_drafts, _raw_connection
-    from core.bootstrap import build_services
-    from core.config import Settings
-
-    data = root / "raw"
-    build_services(Settings(data_dir=data)).close()
-    rows = _draft_rows(count + 1, "raw")
-    conn = _raw_connection(data / "ops.db")
-    _insert_drafts(conn, rows)
-    conn.close()
-    raw = RawApprover(data / "ops.db")
-    try:
-        raw.approve(rows[0])
-        started = time.perf_counter()
-        for row in rows[1:]:
-            raw.approve(row)
-        return count / (time.perf_counter() - started)
-    finally:
-        raw.conn.close()
-
-
-def _writes_per_s(url: str, token: str, count: int) -> float:
-    """One client: create a draft, approve it, create a run; each step a durable write."""
-    headers = {"Authorization": f"Bearer {token}"}
-    with httpx.Client(base_url=url, headers=headers, timeout=30) as client:
-        started = time.perf_counter()
-        for i in range(count):
-            draft = client.post("/ops/drafts", json={"prompt": f"w{i}", "content": "c"})
-            draft_id = draft.json()["id"]
-            approved = client.post(f"/ops/drafts/{draft_id}/approve", json={"auto_run": False})
-            run = client.post("/ops/runs", json={"approved_id": approved.json()["approved"]["id"]})
-            if run.status_code != 201:
-                raise SystemExit(f"writes failed: {run.status_code} {run.text}")
-        return count * 3 / (time.perf_counter() - started)
-
-
 # --- main --------------------------------------------------------------------------------
 
 
-def _row(label: str, gateway: Measure, bare: Measure, goal: float) -> list[str]:
+def _row(key: str, label: str, gateway: Measure, bare: Measure, backend: str) -> list[str]:
     ratio = gateway.rate / bare.rate
-    verdict = "ok" if ratio >= goal else "BELOW GOAL"
+    benchlib.record(
+        key,
+        backend,
+        ratio,
+        f"{ratio:.2f} ({gateway.rate:.0f} vs {bare.rate:.0f} req/s; CPU {gateway.cpu_us:.0f} vs "
+        f"{bare.cpu_us:.0f} µs/request)",
+        cpu_us=gateway.cpu_us,
+        bare_cpu_us=bare.cpu_us,
+    )
     return [
         f"  {label}",
         f"    gateway {gateway.rate:8.0f} req/s  p99 {gateway.p99_ms:7.1f} ms  "
         f"server CPU {gateway.cpu_us:6.0f} us/request",
         f"    bare    {bare.rate:8.0f} req/s  p99 {bare.p99_ms:7.1f} ms  "
         f"server CPU {bare.cpu_us:6.0f} us/request",
-        f"    ratio gateway / bare: req/s {ratio:.2f} (goal >= {goal}: {verdict});  "
+        f"    ratio gateway / bare: req/s {ratio:.2f} ({benchlib.verdict(key, ratio)});  "
         f"bare / gateway CPU per request {bare.cpu_us / gateway.cpu_us:.2f}",
     ]
 
 
+def _tokens(data_dir: Path) -> dict[str, str]:
+    return {
+        role: (data_dir / "tokens" / f"{role}.token").read_text().strip()
+        for role in ("actions", "operator", "admin")
+    }
+
+
+def _writes(
+    gw_url: str, gw_pid: int, token: str, root: Path, rounds: int, count: int
+) -> tuple[list[float], list[float], float, float]:
+    """Writes/s of the gateway and of the OPS v2-like baseline, in alternating rounds;
+    and the CPU seconds per write of each server."""
+    from bench.opsv2 import TOKEN, writes_per_s
+
+    ours: list[float] = []
+    theirs: list[float] = []
+    cpu_ours = cpu_theirs = 0.0
+    with server(str(_HERE / "opsv2.py"), str(root / "opsv2")) as (v2_url, v2_pid):
+        writes_per_s(v2_url, TOKEN, 5, prefix="")  # warm-up, both
+        writes_per_s(gw_url, token, 5)
+        for _ in range(rounds):
+            before = _cpu_seconds(gw_pid)
+            ours.append(writes_per_s(gw_url, token, count))
+            cpu_ours += _cpu_seconds(gw_pid) - before
+            before = _cpu_seconds(v2_pid)
+            theirs.append(writes_per_s(v2_url, TOKEN, count, prefix=""))
+            cpu_theirs += _cpu_seconds(v2_pid) - before
+    writes = rounds * count * 3
+    return ours, theirs, cpu_ours / writes, cpu_theirs / writes
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=float, default=5.0, help="wrk duration per round")
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--writes", type=int, default=100, help="draft+approve+run cycles")
+    parser.add_argument("--postgres", default=None, help="a server URL: run on PostgreSQL")
+    parser.add_argument("--seconds", type=float, default=benchlib.sized(5, 2))
+    parser.add_argument("--rounds", type=int, default=benchlib.sized(3, 1))
+    parser.add_argument("--writes", type=int, default=benchlib.sized(100, 30),
+                        help="draft+approve+run cycles per round")  # fmt: skip
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is not installed: apt-get install wrk (make bench does it)")
+    from bench import gateway_store as gs
+    from core.config import Settings
 
-    with tempfile.TemporaryDirectory(prefix="ops-bench-gw-") as tmp:
+    backend = benchlib.backend_of(args.postgres)
+    with (
+        tempfile.TemporaryDirectory(prefix="ops-bench-gw-") as tmp,
+        benchlib.fresh_database(args.postgres, "gw") as db_url,
+    ):
         root = Path(tmp)
         data_dir = root / "data"
-        approved_id = _seed(data_dir)
-        draft_ids = _add_drafts(data_dir / "ops.db", 20_000)
-        _fill_page(data_dir)
-        tokens = {
-            role: (data_dir / "tokens" / f"{role}.token").read_text().strip()
-            for role in ("actions", "operator", "admin")
-        }
+        settings = Settings(data_dir=data_dir, database_url=db_url)
+        approved_id = gs.seed(settings)
+        # Enough distinct drafts for the approvals' wrk round (it stops at the last one).
+        draft_ids = gs.add_drafts(settings, benchlib.sized(20_000, 4_000))
+        gs.fill_page(settings, DRAFTS_ON_PAGE)
+        tokens = _tokens(data_dir)
         read_auth = {"Authorization": f"Bearer {tokens['actions']}"}
         check = root / "check.lua"
         check.write_text(_CHECK_LUA)
@@ -366,12 +319,13 @@ def main() -> None:
             "drafts": (f"/ops/drafts?limit={DRAFTS_ON_PAGE}", "/bare/drafts?limit=50"),
         }
         runs: dict[str, list[Measure]] = {f"{k}_{s}": [] for k in targets for s in ("gw", "bare")}
-        with server("--serve-gateway", str(data_dir)) as (gw_url, gw_pid):
+        gw_args = [str(data_dir)] + ([db_url] if db_url else [])
+        with server(__file__, "--serve-gateway", *gw_args) as (gw_url, gw_pid):
             for name, (path, _) in targets.items():
                 answer = httpx.get(gw_url + path, headers=read_auth)
                 answer.raise_for_status()
                 (root / f"{name}.json").write_bytes(answer.content)
-            with server("--serve-bare", str(root)) as (bare_url, bare_pid):
+            with server(__file__, "--serve-bare", str(root)) as (bare_url, bare_pid):
                 for _ in range(args.rounds):
                     for name, (path, bare_path) in targets.items():
                         runs[f"{name}_bare"].append(
@@ -380,44 +334,81 @@ def main() -> None:
                         runs[f"{name}_gw"].append(
                             _wrk(gw_url + path, gw_pid, args.seconds, check, read_auth)
                         )
-            raw_before = _raw_approvals_per_s(root / "r1", 1000)
+            raw_count = benchlib.sized(1000, 300)
+            raw_before = gs.raw_approvals_per_s(root, args.postgres, raw_count)
             approvals = _wrk(gw_url + "/", gw_pid, args.seconds, approve, {})
-            raw_after = _raw_approvals_per_s(root / "r2", 1000)
-            writes = _writes_per_s(gw_url, tokens["admin"], args.writes)
+            raw_after = gs.raw_approvals_per_s(root, args.postgres, raw_count)
+            ours, theirs, cpu_ours, cpu_theirs = _writes(
+                gw_url, gw_pid, tokens["admin"], root, args.rounds, args.writes
+            )
         page_bytes = (root / "drafts.json").stat().st_size
 
     failures = sum(m.failures for ms in runs.values() for m in ms) + approvals.failures
     if failures:
         raise SystemExit(f"{failures} answers were not 200: the figures would be wrong")
     raw = (raw_before + raw_after) / 2
+    driver = "psycopg" if args.postgres else "sqlite3"
+    http_ratio = approvals.rate / raw
+    benchlib.record(
+        "approvals_http",
+        backend,
+        http_ratio,
+        f"{http_ratio:.2f} ({approvals.rate:.0f}/s vs raw {driver} {raw:.0f}/s; server CPU "
+        f"{approvals.cpu_us:.0f} µs/approval)",
+        cpu_us=approvals.cpu_us,
+    )
+    our_rate, their_rate = statistics.median(ours), statistics.median(theirs)
+    writes_ratio = our_rate / their_rate
+    benchlib.record(
+        "writes_v2",
+        backend,
+        writes_ratio,
+        f"{writes_ratio:.2f} ({our_rate:.0f} vs {their_rate:.0f} writes/s; server CPU "
+        f"{cpu_ours * 1e6:.0f} vs {cpu_theirs * 1e6:.0f} µs/write)",
+        cpu_us=cpu_ours * 1e6,
+        baseline_cpu_us=cpu_theirs * 1e6,
+    )
     lines = [
-        f"gateway benchmark: uvicorn on 127.0.0.1, wrk -t{THREADS} -c{CONNECTIONS} "
-        f"-d{args.seconds:g}s, median of {args.rounds} alternating rounds",
+        f"gateway benchmark on {'PostgreSQL' if args.postgres else 'SQLite (WAL)'}: uvicorn on "
+        f"127.0.0.1, wrk -t{THREADS} -c{CONNECTIONS} -d{args.seconds:g}s, median of "
+        f"{args.rounds} alternating rounds",
         *_row(
+            "approved_get",
             "GET /ops/approved/{id} (bearer, registry token)",
             _median(runs["approved_gw"]),
             _median(runs["approved_bare"]),
-            GOALS["approved"],
+            backend,
         ),
         *_row(
+            "drafts_get",
             f"GET /ops/drafts?limit=50 ({page_bytes // 1024} KB)",
             _median(runs["drafts_gw"]),
             _median(runs["drafts_bare"]),
-            GOALS["drafts"],
+            backend,
         ),
         f"  approvals over HTTP, {CONNECTIONS} connections: {approvals.rate:6.0f}/s  "
         f"p99 {approvals.p99_ms:.0f} ms  server CPU {approvals.cpu_us:.0f} us/approval",
-        f"    raw sqlite3 transactions, same statements: {raw:6.0f}/s",
-        f"    ratio HTTP / raw: {approvals.rate / raw:.2f} (goal >= {GOALS['approvals']}: "
-        f"{'ok' if approvals.rate / raw >= GOALS['approvals'] else 'BELOW GOAL'})",
-        f"  writes over HTTP, one client (draft, approve, run): {writes:6.0f}/s",
+        f"    raw {driver} transactions, same statements: {raw:6.0f}/s "
+        f"(before {raw_before:.0f}, after {raw_after:.0f})",
+        f"    ratio HTTP / raw: {http_ratio:.2f} "
+        f"({benchlib.verdict('approvals_http', http_ratio)})",
+        f"  writes over HTTP, one client (draft, approve, run), {args.rounds} alternating rounds "
+        f"of {args.writes} cycles:",
+        f"    gateway           {our_rate:6.0f} writes/s  server CPU {cpu_ours * 1e6:6.0f} us/write"
+        f"  (rounds: {', '.join(f'{r:.0f}' for r in ours)})",
+        f"    OPS v2-like base  {their_rate:6.0f} writes/s  server CPU "
+        f"{cpu_theirs * 1e6:6.0f} us/write  (bench/opsv2.py: a baseline modelled on OPS v2, one "
+        "JSON file per item, no fsync; not OPS v2 itself)",
+        f"    ratio gateway / baseline: {writes_ratio:.2f} "
+        f"({benchlib.verdict('writes_v2', writes_ratio)})",
     ]
     sys.stdout.write("\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":
-    if len(sys.argv) == 4 and sys.argv[1] == "--serve-gateway":
-        serve_gateway(Path(sys.argv[2]), int(sys.argv[3]))
+    if len(sys.argv) in (4, 5) and sys.argv[1] == "--serve-gateway":
+        database = sys.argv[3] if len(sys.argv) == 5 else None
+        serve_gateway(Path(sys.argv[2]), int(sys.argv[-1]), database)
     elif len(sys.argv) == 4 and sys.argv[1] == "--serve-bare":
         serve_bare(Path(sys.argv[2]), int(sys.argv[3]))
     else:

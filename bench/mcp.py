@@ -14,7 +14,9 @@ Two ratios, in one run:
   <= 2.0), and requests/s at 16 concurrent clients.
 
 Both servers run with this interpreter, with the same environment, alternately, so noise on
-the machine hits both alike. Usage: ``python bench/mcp.py [--starts N] [--calls N]``.
+the machine hits both alike. Usage: ``python bench/mcp.py [--starts N] [--calls N]
+[--postgres URL]`` (with ``--postgres`` the store is a fresh PostgreSQL database and the remote
+figures are left out; ``BENCH_SCALE=small``: fewer starts and calls, no remote figures).
 """
 
 from __future__ import annotations
@@ -31,6 +33,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+# bench/ off the import path (this file would shadow the mcp package), the repository on it.
+_HERE = Path(__file__).resolve().parent
+sys.path[:] = [p for p in sys.path if Path(p or os.getcwd()).resolve() != _HERE]
+sys.path.insert(0, str(_HERE.parent))
+
+from bench import benchlib  # noqa: E402
 
 MINIMAL_SERVER = '''\
 from mcp.server.mcpserver import MCPServer
@@ -140,14 +149,14 @@ def peer(argv: list[str], env: dict[str, str]) -> Iterator[StdioPeer]:
         server.close()
 
 
-def seed(data_dir: Path) -> str:
+def seed(data_dir: Path, database_url: str | None = None) -> str:
     """A store with a plan, one approved item and a draft; returns the approved id."""
     from core.auth import Principal
     from core.bootstrap import build_services
     from core.config import Settings
     from core.models import DraftIn, PlanIn, Role, Scope, Task
 
-    services = build_services(Settings(data_dir=data_dir))
+    services = build_services(Settings(data_dir=data_dir, database_url=database_url))
     try:
         admin = Principal(role=Role.ADMIN, name="bench")
         services.plan.put(
@@ -190,20 +199,29 @@ def call_latencies(server: StdioPeer, tool: str, args: dict[str, Any], calls: in
 def main() -> None:
     """Run both measurements and print the figures."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--starts", type=int, default=9, help="cold starts per server")
-    parser.add_argument("--calls", type=int, default=300, help="timed calls per server")
+    parser.add_argument("--starts", type=int, default=benchlib.sized(9, 3),
+                        help="cold starts per server")  # fmt: skip
+    parser.add_argument("--calls", type=int, default=benchlib.sized(300, 50),
+                        help="timed calls per server")  # fmt: skip
     parser.add_argument("--no-remote", action="store_true", help="skip the /mcp figures")
+    parser.add_argument("--postgres", default=None, help="a server URL: run on PostgreSQL")
     args = parser.parse_args()
+    with benchlib.fresh_database(args.postgres, "mcp") as db_url:
+        _run(args, db_url)
+
+
+def _run(args: argparse.Namespace, db_url: str | None) -> None:
+    backend = benchlib.backend_of(db_url)
 
     bin_dir = Path(sys.executable).parent
     script = bin_dir / "ops-trigger"
     ops_cmd = [str(script), "mcp"] if script.exists() else [sys.executable, "-m", "mcp_server"]
     with tempfile.TemporaryDirectory(prefix="ops-bench-mcp-") as tmp:
         data_dir = Path(tmp) / "data"
-        approved_id = seed(data_dir)
+        approved_id = seed(data_dir, db_url)
         minimal = Path(tmp) / "minimal_server.py"
         minimal.write_text(MINIMAL_SERVER, encoding="utf-8")
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("OPS_", "ORCH_"))}
+        env = benchlib.clean_env(**({"OPS_DATABASE_URL": db_url} if db_url else {}))
         ops_argv = [*ops_cmd, "--data-dir", str(data_dir)]
         minimal_argv = [sys.executable, str(minimal)]
 
@@ -232,12 +250,11 @@ def main() -> None:
         with peer(minimal_argv, env) as server:
             server.initialize()
             minimal_calls = call_latencies(server, "echo", {"text": "hello"}, args.calls)
-        sys.path.insert(0, str(Path(__file__).parent))
-        from mcp_remote import remote_figures
+        remote: list[str] = []
+        if not (args.no_remote or db_url or benchlib.small()):
+            from bench.mcp_remote import remote_figures
 
-        remote = (
-            [] if args.no_remote else remote_figures(data_dir, approved_id, Path(tmp), args.calls)
-        )
+            remote = remote_figures(data_dir, approved_id, Path(tmp), args.calls)
 
     start_ops, start_min = statistics.median(ops_starts), statistics.median(minimal_starts)
     call_ops, call_min = statistics.median(ops_calls), statistics.median(minimal_calls)
@@ -247,14 +264,25 @@ def main() -> None:
     cpu_ops = statistics.median(c for _, c in ops_lives)
     cpu_min = statistics.median(c for _, c in minimal_lives)
     life_ratio = life_ops / life_min
+    cpu_ratio = cpu_ops / cpu_min
+    benchlib.record(
+        "mcp_process",
+        backend,
+        cpu_ratio,
+        f"{cpu_ratio:.2f} CPU ({cpu_ops * 1000:.0f} vs {cpu_min * 1000:.0f} ms); wall "
+        f"{life_ratio:.2f} ({life_ops * 1000:.0f} vs {life_min * 1000:.0f} ms)",
+        wall_ratio=life_ratio,
+    )
     lines = [
-        "MCP server over stdio (medians)",
+        f"MCP server over stdio (medians), store on {'PostgreSQL' if db_url else 'SQLite'}",
         f"  cold start   ops-trigger mcp {start_ops * 1000:8.1f} ms   "
         f"minimal {start_min * 1000:8.1f} ms   ratio {start_ratio:.2f} (goal <= {GOAL_START})",
         f"  whole process (start, tools/list, stdin closed, exit) {life_ops * 1000:8.1f} ms   "
         f"minimal {life_min * 1000:8.1f} ms   ratio {life_ratio:.2f} (goal <= {GOAL_START})",
         f"    its CPU time                                         {cpu_ops * 1000:8.1f} ms   "
-        f"minimal {cpu_min * 1000:8.1f} ms   ratio {cpu_ops / cpu_min:.2f}",
+        f"minimal {cpu_min * 1000:8.1f} ms   ratio {cpu_ratio:.2f} "
+        f"({benchlib.verdict('mcp_process', cpu_ratio)}; the CPU ratio is the figure: the "
+        "wall clock swings with the load on the machine)",
         f"  tool call    get_approved    {call_ops * 1000:8.3f} ms   "
         f"minimal {call_min * 1000:8.3f} ms   ratio {call_ratio:.2f} (goal <= {GOAL_CALL})",
         f"  ({args.starts} cold starts and {args.calls} calls per server)",

@@ -1,7 +1,7 @@
 """Size benchmark: the status report and the approved-set marker at 1 000 and 100 000 items.
 
-Prints, measured in one run, on SQLite and (with ``--url`` or ``OPS_TEST_DATABASE_URL``)
-PostgreSQL:
+Prints, measured in one run, on SQLite or (with ``--postgres URL``) a fresh PostgreSQL
+database:
 
 1. ``MaintenanceService.status()`` (what ``GET /ops/status`` and the MCP ``get_status`` tool
    call) at 100 000 items divided by the same at 1 000. Goal: <= 1.5.
@@ -13,38 +13,41 @@ An item is a draft, its approved item and one finished run. The two stores are r
 (medians), so load on the shared machine hits both sizes alike; the CPU time per call of this
 process is printed beside the wall-clock median.
 
-    .venv/bin/python bench/status.py [--url postgresql+psycopg://postgres@127.0.0.1:5432/test]
+    .venv/bin/python bench/status.py [--postgres postgresql+psycopg://postgres@127.0.0.1:5432/test]
+
+``BENCH_SCALE=small``: 10 000 items instead of 100 000.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import secrets
 import sqlite3
 import statistics
 import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
+# bench/ off the import path: bench/mcp.py would shadow the mcp package.
+sys.path[:] = [p for p in sys.path if Path(p or os.getcwd()).resolve() != ROOT / "bench"]
 sys.path.insert(0, str(ROOT))
 
 import psycopg  # noqa: E402
 import sqlalchemy as sa  # noqa: E402
 
+from bench import benchlib  # noqa: E402
 from core.bootstrap import Services, build_services  # noqa: E402
 from core.config import Settings  # noqa: E402
 from core.ids import IdKind, new_id  # noqa: E402
 from core.timeutil import now_ts  # noqa: E402
 from mcp_server.state import Store  # noqa: E402
 
-SMALL, LARGE = 1_000, 100_000
-CALLS = 200
+SMALL, LARGE = 1_000, benchlib.sized(100_000, 10_000)
+CALLS = benchlib.sized(200, 60)
 GOAL = 1.5
 _SCOPE = '{"files": [], "agents": []}'
 _HASH = "0" * 64
@@ -117,20 +120,6 @@ def _fill_postgres(url: str, count: int) -> None:
         conn.execute("VACUUM ANALYZE")
 
 
-@contextmanager
-def _postgres_db(base: str) -> Iterator[str]:
-    url = sa.make_url(base)
-    admin = url.set(drivername="postgresql").render_as_string(hide_password=False)
-    name = f"ops_bench_status_{secrets.token_hex(4)}"
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield url.set(database=name).render_as_string(hide_password=False)
-    finally:
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
 def _medians(calls: dict[str, Callable[[], object]]) -> dict[str, tuple[float, float]]:
     """(median wall seconds, mean CPU seconds) per call; the calls take turns."""
     wall: dict[str, list[float]] = {name: [] for name in calls}
@@ -156,7 +145,7 @@ def _feed_store(services: Services) -> Store:
     return store
 
 
-def measure(label: str, stores: dict[int, Services]) -> None:
+def measure(label: str, stores: dict[int, Services], backend: str) -> None:
     calls: dict[str, Callable[[], object]] = {}
     feeds: list[Store] = []
     for n, services in stores.items():
@@ -182,43 +171,64 @@ def measure(label: str, stores: dict[int, Services]) -> None:
             wall, cpu = times[f"{what}_{n}"]
             _say(f"  {text:20} at {n:>7,}: {wall * 1000:7.3f} ms median   {cpu * 1000:7.3f} ms CPU")
         ratio = times[f"{what}_{LARGE}"][0] / times[f"{what}_{SMALL}"][0]
-        verdict = "ok" if ratio <= GOAL else "ABOVE GOAL"
-        _say(f"  {text:20} {LARGE:,} / {SMALL:,}: {ratio:5.2f}   (goal <= {GOAL}: {verdict})")
+        large_ms, small_ms = times[f"{what}_{LARGE}"][0] * 1000, times[f"{what}_{SMALL}"][0] * 1000
+        cpu_ms = times[f"{what}_{LARGE}"][1] * 1000
+        if what == "status":
+            benchlib.record(
+                "status_scale",
+                backend,
+                ratio,
+                f"{ratio:.2f} ({large_ms:.2f} vs {small_ms:.2f} ms; CPU {cpu_ms:.2f} ms)",
+            )
+            note = benchlib.verdict("status_scale", ratio)
+        elif what == "tick":
+            benchlib.record(
+                "feed_tick",
+                backend,
+                large_ms,
+                f"{large_ms:.3f} ms (÷ at {SMALL:,}: {ratio:.2f}; CPU {cpu_ms:.3f} ms)",
+                ratio=ratio,
+            )
+            note = benchlib.verdict("feed_tick", large_ms)
+        else:
+            note = "constant"
+        _say(f"  {text:20} {LARGE:,} / {SMALL:,}: {ratio:5.2f}   ({note})")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--url", default=os.environ.get("OPS_TEST_DATABASE_URL"))
+    parser.add_argument("--postgres", "--url", dest="postgres", default=None,
+                        help="a server URL: run on PostgreSQL (fresh databases)")  # fmt: skip
     args = parser.parse_args()
     _say(f"bench/status.py: {SMALL:,} and {LARGE:,} items (a draft, its approved item, a run)")
-    with tempfile.TemporaryDirectory(prefix="ops-bench-status-") as tmp:
-        stores: dict[int, Services] = {}
-        try:
-            for n in (SMALL, LARGE):
-                settings = Settings(data_dir=Path(tmp) / f"s{n}")
-                build_services(settings).close()
-                _fill_sqlite(settings.data_dir / "ops.db", n)
-                stores[n] = build_services(settings)
-            measure("SQLite (WAL)", stores)
-        finally:
-            for services in stores.values():
-                services.close()
-    if not args.url:
-        _say("PostgreSQL: skipped (no --url or OPS_TEST_DATABASE_URL)")
+    if not args.postgres:
+        with tempfile.TemporaryDirectory(prefix="ops-bench-status-") as tmp:
+            stores: dict[int, Services] = {}
+            try:
+                for n in (SMALL, LARGE):
+                    settings = Settings(data_dir=Path(tmp) / f"s{n}")
+                    build_services(settings).close()
+                    _fill_sqlite(settings.data_dir / "ops.db", n)
+                    stores[n] = build_services(settings)
+                measure("SQLite (WAL)", stores, benchlib.SQLITE)
+            finally:
+                for services in stores.values():
+                    services.close()
         return
     with (
         tempfile.TemporaryDirectory(prefix="ops-bench-status-") as tmp,
-        _postgres_db(args.url) as small_url,
-        _postgres_db(args.url) as large_url,
+        benchlib.fresh_database(args.postgres, "status") as small_url,
+        benchlib.fresh_database(args.postgres, "status") as large_url,
     ):
         stores = {}
         try:
             for n, url in ((SMALL, small_url), (LARGE, large_url)):
-                settings = Settings(data_dir=Path(tmp), database_url=url)
+                assert url is not None
+                settings = Settings(data_dir=Path(tmp) / f"s{n}", database_url=url)
                 build_services(settings).close()
                 _fill_postgres(url, n)
                 stores[n] = build_services(settings)
-            measure("PostgreSQL", stores)
+            measure("PostgreSQL", stores, benchlib.POSTGRES)
         finally:
             for services in stores.values():
                 services.close()

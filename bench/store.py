@@ -10,12 +10,14 @@ Prints, measured in one run:
 2. time for the first page of ``list_approved`` with 100 000 approved items divided by the
    same with 1 000. Goal: <= 1.5.
 
-Run: ``.venv/bin/python bench/store.py`` (about a minute).
+Run: ``.venv/bin/python bench/store.py`` (about a minute; ``BENCH_SCALE=small``: 3 rounds
+and 10 000 items). PostgreSQL's counterpart of figure 1 is ``bench/approvals_pg.py``.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import statistics
 import sys
@@ -25,19 +27,25 @@ from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 
-from core.auth import Principal
-from core.bootstrap import Services, build_services
-from core.canonical import content_sha256, sha256_hex
-from core.config import Settings
-from core.ids import IdKind, new_id
-from core.models import Role
-from core.storage.engine import BUSY_TIMEOUT_MS
-from core.timeutil import now_ts
+# bench/ off the import path: bench/mcp.py would shadow the mcp package.
+_HERE = Path(__file__).resolve().parent
+sys.path[:] = [p for p in sys.path if Path(p or os.getcwd()).resolve() != _HERE]
+sys.path.insert(0, str(_HERE.parent))
 
-ROUNDS = 8
+from bench import benchlib  # noqa: E402
+from core.auth import Principal  # noqa: E402
+from core.bootstrap import Services, build_services  # noqa: E402
+from core.canonical import content_sha256, sha256_hex  # noqa: E402
+from core.config import Settings  # noqa: E402
+from core.ids import IdKind, new_id  # noqa: E402
+from core.models import Role  # noqa: E402
+from core.storage.engine import BUSY_TIMEOUT_MS  # noqa: E402
+from core.timeutil import now_ts  # noqa: E402
+
+ROUNDS = benchlib.sized(8, 3)
 PER_ROUND = 150
-SMALL, LARGE = 1_000, 100_000
-PAGE_CALLS = 300
+SMALL, LARGE = 1_000, benchlib.sized(100_000, 10_000)
+PAGE_CALLS = benchlib.sized(300, 60)
 ACTOR = "operator:bench"
 
 
@@ -257,9 +265,15 @@ def main() -> int:
         _say(f"approvals through the service layer        : {service_rate:8.1f} /s")
         _say(f"raw sqlite3, same statements per approval  : {raw_rate:8.1f} /s")
         _say(f"raw sqlite3, the three writes only         : {writes_rate:8.1f} /s")
-        verdict = "ok" if ratio >= 0.5 else "BELOW GOAL"
-        _say(
-            f"RATIO 1  service / raw (same statements)   : {ratio:8.2f}   (goal >= 0.5: {verdict})"
+        verdict = benchlib.verdict("approvals_services", ratio)
+        _say(f"RATIO 1  service / raw (same statements)   : {ratio:8.2f}   ({verdict})")
+        benchlib.record(
+            "approvals_services",
+            benchlib.SQLITE,
+            ratio,
+            f"{ratio:.2f} ({service_rate:.0f} vs raw sqlite3 {raw_rate:.0f}/s; CPU "
+            f"{service_cpu * 1e6:.0f} vs {raw_cpu * 1e6:.0f} µs)",
+            cpu_us=service_cpu * 1e6,
         )
         _say(f"         service / raw (writes only)       : {service_rate / writes_rate:8.2f}")
         _say(

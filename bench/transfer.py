@@ -12,30 +12,32 @@ and prints the wall time and the peak RSS of each process (``wait4``'s ``ru_maxr
 that child alone). The store is SQLite in a temp dir, or a fresh database on the PostgreSQL
 server of ``--url`` (copied into a SQLite file, and the import then also goes to PostgreSQL).
 
-    .venv/bin/python bench/transfer.py [--items 100000] [--url postgresql+psycopg://...]
+    .venv/bin/python bench/transfer.py [--items 100000] [--postgres postgresql+psycopg://...]
+
+``BENCH_SCALE=small``: 5 000 items.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import secrets
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
+# bench/ off the import path: bench/mcp.py would shadow the mcp package.
+sys.path[:] = [p for p in sys.path if Path(p or os.getcwd()).resolve() != ROOT / "bench"]
 sys.path.insert(0, str(ROOT))
 
-import psycopg  # noqa: E402
 import sqlalchemy as sa  # noqa: E402
 
+from bench import benchlib  # noqa: E402
 from core.audit import GENESIS, entry_hash  # noqa: E402
 from core.bootstrap import init_store  # noqa: E402
 from core.canonical import HASH_VERSION, content_sha256  # noqa: E402
@@ -223,24 +225,6 @@ def timed(args: list[str], env: dict[str, str]) -> tuple[float, float, float]:
     return seconds, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024
 
 
-@contextmanager
-def database(base: str | None) -> Iterator[str | None]:
-    """A fresh PostgreSQL database on ``base``'s server (dropped afterwards), or None."""
-    if base is None:
-        yield None
-        return
-    url = sa.make_url(Settings(database_url=base).db_url)
-    info = url.set(drivername="postgresql").render_as_string(hide_password=False)
-    name = f"ops_bench_{secrets.token_hex(4)}"
-    with psycopg.connect(info, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield url.set(database=name).render_as_string(hide_password=False)
-    finally:
-        with psycopg.connect(info, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
 def _env(data_dir: Path, url: str | None) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OPS_", "ORCH_"))}
     env["OPS_DATA_DIR"] = str(data_dir)
@@ -259,8 +243,9 @@ def _line(label: str, figures: tuple[float, float, float], goal: str) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--items", type=int, default=100_000)
-    parser.add_argument("--url", default=None, help="PostgreSQL server (a database per store)")
+    parser.add_argument("--items", type=int, default=benchlib.sized(100_000, 5_000))
+    parser.add_argument("--postgres", "--url", dest="url", default=None,
+                        help="PostgreSQL server (a database per store)")  # fmt: skip
     parser.add_argument("--no-copy", action="store_true", help="skip the store copy figure")
     parser.add_argument(
         "--dir", default=None, help="where the stores and the export go (default: $TMPDIR)"
@@ -268,7 +253,10 @@ def main() -> None:
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="ops-transfer-", dir=args.dir))
     try:
-        with database(args.url) as source_url, database(args.url) as target_url:
+        with (
+            benchlib.fresh_database(args.url, "transfer") as source_url,
+            benchlib.fresh_database(args.url, "transfer") as target_url,
+        ):
             source = tmp / "source"
             settings = Settings(data_dir=source, database_url=source_url)
             start = time.perf_counter()
@@ -285,6 +273,15 @@ def main() -> None:
             out = tmp / "export"
             figures = timed(["export", str(out)], _env(source, source_url))
             _line("export", figures, f"goal <= {GOAL_S:.0f} s")
+            backend = benchlib.backend_of(source_url)
+            size = f"{args.items:,} items"
+            benchlib.record(
+                "export_s",
+                backend,
+                figures[0],
+                f"{figures[0]:.1f} s ({figures[1]:.1f} s CPU; {size})",
+                items=args.items,
+            )
             target = tmp / "target"
             init = subprocess.run(
                 [CLI, "init"], env=_env(target, target_url), capture_output=True, check=False
@@ -293,6 +290,16 @@ def main() -> None:
                 raise SystemExit(init.stdout.decode() + init.stderr.decode())
             figures = timed(["import", str(out)], _env(target, target_url))
             _line("import", figures, f"goal <= {GOAL_S:.0f} s, peak <= {GOAL_RSS_MB:.0f} MB")
+            benchlib.record(
+                "import_s",
+                backend,
+                figures[0],
+                f"{figures[0]:.1f} s ({figures[1]:.1f} s CPU; {size})",
+                items=args.items,
+            )
+            benchlib.record(
+                "import_rss", backend, figures[2], f"{figures[2]:.0f} MB ({size})", items=args.items
+            )
             if not args.no_copy:
                 copy_to = f"sqlite:///{tmp / 'copy' / 'ops.db'}"
                 figures = timed(["store", "copy", "--to", copy_to], _env(source, source_url))
