@@ -179,6 +179,36 @@ class WebhookService(Service):
             )
             uow.commit()
 
+    def enable(self, *, webhook_id: str, actor: Principal) -> Webhook:
+        """Deliver again to a disabled webhook, starting with the event it was stopped on
+        (its failure record is cleared); an active webhook is returned as it is."""
+        validate_id(IdKind.WEBHOOK, webhook_id)
+        with self._uow(write=True) as uow:
+            row = uow.webhooks.get(webhook_id, lock=True)
+            if row is None:
+                raise NotFoundError(f"webhook {webhook_id} not found", detail={"id": webhook_id})
+            if row["status"] == WebhookStatus.ACTIVE.value:
+                return _view(row)
+            values: dict[str, Any] = {
+                "status": WebhookStatus.ACTIVE.value,
+                "disabled_at": None,
+                "disabled_reason": None,
+                "failing_since": None,
+                "attempt": 0,
+                "first_attempt_at": None,
+                "next_attempt_at": None,
+            }
+            uow.webhooks.update(webhook_id, **values)
+            audit.record(
+                uow.audit,
+                actor=actor.actor,
+                action="webhook.enable",
+                target=webhook_id,
+                detail={"reason": row["disabled_reason"], "event_seq": row["cursor"]},
+            )
+            uow.commit()
+        return _view(row | values)
+
     def deliveries(
         self, *, webhook_id: str, limit: int | None = None, cursor: str | None = None
     ) -> Page[Delivery]:

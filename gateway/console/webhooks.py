@@ -1,5 +1,6 @@
 """The webhooks page (admin): list with delivery status, create (the signing secret shown
-once), delete, and one webhook's delivery attempts. The same service as ``/ops/webhooks``."""
+once), delete, enable again after it was disabled, and one webhook's delivery attempts.
+The same service as ``/ops/webhooks``."""
 
 from __future__ import annotations
 
@@ -75,6 +76,16 @@ def install_webhooks(console: Console) -> None:
         except OpsError as exc:
             return await listing(ctx, status_of(exc), problem=exc.message)
         return await listing(ctx, deleted=webhook_id)
+
+    @console.route("/admin/webhooks/{id}/enable", action=Action.WEBHOOKS, methods=("POST",))
+    async def webhook_enable(ctx: Ctx) -> Response:
+        webhook_id = ctx.request.path_params["id"]
+        try:
+            await ctx.call(ctx.services.webhooks.enable, webhook_id=webhook_id,
+                           actor=ctx.principal)  # fmt: skip
+        except OpsError as exc:
+            return await listing(ctx, status_of(exc), problem=exc.message)
+        return await listing(ctx, enabled=webhook_id)
 
     @console.route("/admin/webhooks/{id}", action=Action.WEBHOOKS)
     async def webhook_page(ctx: Ctx) -> Response:

@@ -55,6 +55,17 @@ def delete_webhook(id: WebhookId, principal: Admin, services: ServicesDep) -> Re
     return Response(status_code=204)
 
 
+@router.post(
+    "/{id}/enable",
+    response_model=Webhook,
+    summary="Enable a disabled webhook",
+    responses=problem_responses(404),
+)
+def enable_webhook(id: WebhookId, principal: Admin, services: ServicesDep) -> Response:
+    """Deliver again to a webhook that was disabled, from the event it stopped on."""
+    return render(services.webhooks.enable(webhook_id=id, actor=principal))
+
+
 @router.get(
     "/{id}/deliveries",
     response_model=Page[Delivery],

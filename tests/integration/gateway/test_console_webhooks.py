@@ -3,16 +3,22 @@ webhook's deliveries, delete; admins only; the same audit entries as the API."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Iterator
 
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
+from core.auth import Principal, Role
 from core.bootstrap import Services
 from core.config import Settings
+from core.models import DraftIn
+from core.webhooks.delivery import WebhookDispatcher
+from core.webhooks.models import WebhookIn
 from tests.integration.gateway.conftest import TOKENS
 from tests.integration.gateway.console_helpers import console_client, post, sign_in
+from tests.webhook_receiver import receiver
 
 URL = "http://127.0.0.1:9/hooks/console"  # never contacted: no delivery loop runs here
 
@@ -64,3 +70,34 @@ def test_webhooks_are_for_admins_only(app: FastAPI, services: Services) -> None:
     assert refused.status_code == 403 and services.webhooks.list().items == []
     assert "Webhooks" not in client.get("/console").text
     client.close()
+
+
+def test_an_admin_enables_a_disabled_webhook_again(console: TestClient, services: Services) -> None:
+    with receiver(statuses=[410]) as rx:
+        admin = Principal(role=Role.ADMIN, name="env")
+        hook = services.webhooks.create(
+            data=WebhookIn(url=rx.url, types=["draft.created"]), actor=admin
+        )
+        services.drafts.create(data=DraftIn(prompt="p", content="c"), actor=admin)
+        dispatcher = WebhookDispatcher(services, owner="w")
+
+        async def one_pass() -> None:
+            await dispatcher.open()
+            try:
+                await dispatcher.pass_once()
+                await dispatcher.idle()
+            finally:
+                await dispatcher.aclose()
+
+        asyncio.run(one_pass())
+        rx.wait_for(1)
+    csrf = sign_in(console, TOKENS["admin"])
+    page = console.get(f"/console/admin/webhooks/{hook.id}")
+    assert "the receiver answered 410 Gone" in page.text and "Enable again" in page.text
+    assert "/enable" in console.get("/console/admin/webhooks").text
+    enabled = post(console, f"/console/admin/webhooks/{hook.id}/enable", csrf)
+    assert enabled.status_code == 200 and f"Enabled {hook.id}" in enabled.text
+    assert services.webhooks.get(webhook_id=hook.id).status.value == "active"
+    assert "Enable again" not in console.get(f"/console/admin/webhooks/{hook.id}").text
+    audit = [e for e in services.maintenance.audit_page(limit=50).items if e.target == hook.id]
+    assert audit[0].action == "webhook.enable" and audit[0].actor == "admin:env"

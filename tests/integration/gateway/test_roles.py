@@ -73,6 +73,7 @@ def test_the_spec_table_of_roles(app: FastAPI) -> None:
         ("GET", "/ops/webhooks"): Role.ADMIN,
         ("GET", "/ops/webhooks/{id}"): Role.ADMIN,
         ("DELETE", "/ops/webhooks/{id}"): Role.ADMIN,
+        ("POST", "/ops/webhooks/{id}/enable"): Role.ADMIN,
         ("GET", "/ops/webhooks/{id}/deliveries"): Role.ADMIN,
     }
     declared = {

@@ -15,6 +15,7 @@ from fastapi.testclient import TestClient
 
 from core.bootstrap import Services, build_services
 from core.config import Settings
+from core.ids import IdKind, new_id
 from core.services.webhooks import Attempt
 from core.webhooks.delivery import DispatcherThread, WebhookDispatcher
 from core.webhooks.policy import RetryPolicy
@@ -220,6 +221,50 @@ def test_a_webhook_failing_for_three_days_is_disabled(
     assert listed[0]["status"] == "disabled"
     entry = services.maintenance.audit_page(limit=20).items
     assert any(e.action == "webhook.disable" and e.target == hook["id"] for e in entry)
+
+
+def test_a_disabled_webhook_enabled_again_gets_the_event_it_stopped_on(
+    client: TestClient, headers: Headers, services: Services
+) -> None:
+    with receiver(statuses=[410]) as rx:
+        hook = add_webhook(client, headers, rx.url)
+        dispatcher = WebhookDispatcher(services, owner="w", policy=FAST)
+
+        async def one_pass() -> None:
+            await dispatcher.open()
+            try:
+                await dispatcher.pass_once()
+                await dispatcher.idle()
+            finally:
+                await dispatcher.aclose()
+
+        draft = create_draft(client, headers["admin"])
+        asyncio.run(one_pass())
+        view = client.get(f"/ops/webhooks/{hook['id']}", headers=headers["admin"]).json()
+        assert view["status"] == "disabled"
+        assert view["disabled_reason"] == "the receiver answered 410 Gone"
+        operator = client.post(f"/ops/webhooks/{hook['id']}/enable", headers=headers["operator"])
+        assert operator.status_code == 403
+        enabled = client.post(f"/ops/webhooks/{hook['id']}/enable", headers=headers["admin"])
+        assert enabled.status_code == 200, enabled.text
+        assert enabled.json()["status"] == "active" and enabled.json()["disabled_at"] is None
+        again = client.post(f"/ops/webhooks/{hook['id']}/enable", headers=headers["admin"])
+        assert again.status_code == 200 and again.json() == enabled.json()
+        asyncio.run(one_pass())
+        assert [item.json()["subject"] for item in rx.wait_for(2)] == [draft["id"], draft["id"]]
+    records = deliveries(client, headers, hook["id"])
+    assert [(d["outcome"], d["status_code"]) for d in records] == [
+        ("delivered", 204),
+        ("abandoned", 410),
+    ]
+    missing = client.post(f"/ops/webhooks/{new_id(IdKind.WEBHOOK)}/enable",
+                          headers=headers["admin"])  # fmt: skip
+    assert missing.status_code == 404 and missing.json()["code"] == "NOT_FOUND"
+    malformed = client.post("/ops/webhooks/nope/enable", headers=headers["admin"])
+    assert malformed.status_code == 422 and malformed.json()["code"] == "INVALID_ID"
+    actions = [e.action for e in services.maintenance.audit_page(limit=20).items
+               if e.target == hook["id"]]  # fmt: skip
+    assert actions.count("webhook.enable") == 1 and "webhook.disable" in actions
 
 
 def test_two_delivery_loops_on_one_store_never_post_an_event_twice(
