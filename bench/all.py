@@ -89,6 +89,8 @@ def main() -> int:
         variants = [("SQLite", sqlite_argv)]
         if pg_argv is not None and pg:
             variants.append(("PostgreSQL", [a.replace("{pg}", pg) for a in pg_argv]))
+        if name == "webhooks" and len(variants) == 2:  # with --postgres it measures both
+            variants = [("SQLite and PostgreSQL", variants[1][1])]
         for label, argv in variants:
             say(f"\n=== bench/{argv[0]} on {label}: {' '.join(argv[1:])}".rstrip(": "))
             code, seconds = run(argv, env)

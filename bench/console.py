@@ -269,6 +269,7 @@ def live_latencies(root: Path, changes: int) -> tuple[list[float], list[float]]:
 
 def main() -> None:
     logging.getLogger("httpx").setLevel(logging.WARNING)
+    logging.disable(logging.INFO)  # migrations and request logs (the MCP SDK sets INFO up)
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=int, default=40)
     parser.add_argument("--changes", type=int, default=15)

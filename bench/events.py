@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import os
 import socket
 import statistics
@@ -212,6 +213,7 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=200)
     parser.add_argument("--streams", type=int, default=500)
     args = parser.parse_args()
+    logging.disable(logging.INFO)  # the servers' request logs (the MCP SDK sets INFO up)
     with tempfile.TemporaryDirectory() as tmp:
         base = Path(tmp)
         got = same_process(args.events, base)
