@@ -19,10 +19,13 @@ __all__ = [
     "EXIT_CODES",
     "Gateway",
     "RemoteFailure",
+    "executor_options",
     "exit_code_for",
     "json_option",
     "paging_options",
     "remote_command",
+    "for_agent",
+    "with_executor",
 ]
 
 # The exit status of a remote command, by the class of what went wrong (docs/cli.md).
@@ -214,3 +217,30 @@ def paging_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     ):
         fn = option(fn)
     return fn
+
+
+def executor_options(fn: Any) -> Any:
+    """``--executor provider|agent`` and ``--agent NAME`` (SPEC section 14)."""
+    fn = click.option(
+        "--agent", default=None, metavar="NAME",
+        help="The agent that runs it (implies --executor agent; must be in the item's "
+        "scope.agents when that is not empty).",
+    )(fn)  # fmt: skip
+    return click.option(
+        "--executor", type=click.Choice(("provider", "agent")), default=None,
+        help="Who executes the run (default: the gateway's default_executor).",
+    )(fn)  # fmt: skip
+
+
+def with_executor(body: dict[str, Any], executor: str | None, agent: str | None) -> dict[str, Any]:
+    """``body`` with ``executor`` and ``agent`` when given (the gateway resolves the rest)."""
+    if executor is not None:
+        body["executor"] = executor
+    if agent is not None:
+        body["agent"] = agent
+    return body
+
+
+def for_agent(run: dict[str, Any]) -> str:
+    """`` for agent NAME`` for an agent run, else nothing."""
+    return f" for agent {run.get('agent')}" if run.get("executor") == "agent" else ""

@@ -19,9 +19,12 @@ from cli.remote import (
     EXIT_RUN_CANCELLED,
     EXIT_RUN_ERROR,
     Gateway,
+    executor_options,
+    for_agent,
     json_option,
     paging_options,
     remote_command,
+    with_executor,
 )
 from cli.render import console, emit_json, kv_table, list_table, one_line, show_block
 
@@ -213,18 +216,25 @@ def _finish_note(run: dict[str, Any]) -> None:
 @remote_command
 @click.argument("approved_id")
 @click.option("--idempotency-key", default=None, help="Repeat-safe key: the same run comes back.")
+@executor_options
 @json_option
 def runs_create(
-    gateway: Gateway, approved_id: str, idempotency_key: str | None, as_json: bool
+    gateway: Gateway,
+    approved_id: str,
+    idempotency_key: str | None,
+    executor: str | None,
+    agent: str | None,
+    as_json: bool,
 ) -> None:
-    """Start a run of an approved item (POST /ops/runs)."""
+    """Start a run of an approved item (POST /ops/runs); refused once its approval expired."""
     headers = {"Idempotency-Key": idempotency_key} if idempotency_key else None
-    run = gateway.client.post("/ops/runs", {"approved_id": approved_id}, headers=headers)
+    body = with_executor({"approved_id": approved_id}, executor, agent)
+    run = gateway.client.post("/ops/runs", body, headers=headers)
     if as_json:
         emit_json(run)
         return
     console().print(
-        Text(f"Run {run.get('id')} {run.get('status')}: follow it with "
+        Text(f"Run {run.get('id')} {run.get('status')}{for_agent(run)}: follow it with "
              f"'ops-trigger runs watch {run.get('id')}'")
     )  # fmt: skip
 

@@ -125,3 +125,24 @@ def test_drafts_revisions_lists_every_revision_newest_first(gw: LiveGateway) -> 
     table = ops(gw, "drafts", "revisions", draft["id"], "--limit", "1")
     assert table.exit_code == 0, table.output
     assert "Write a better haiku" in table.stdout and "--cursor" in table.stderr
+
+
+def test_executor_and_agent_on_approve_and_runs_create(gw: LiveGateway) -> None:
+    draft = gw.draft("for the agent", task_id="t1")  # t1's scope names the agent coder
+    done = ops(gw, "drafts", "approve", draft["id"], "--yes", "--auto-run",
+               "--executor", "agent", "--agent", "coder")  # fmt: skip
+    assert done.exit_code == 0, done.output
+    [run] = gw.call("GET", "/ops/runs")["items"]
+    assert (run["executor"], run["agent"]) == ("agent", "coder")
+    assert f"Run {run['id']} pending for agent coder" in done.stdout
+    gw.call("POST", f"/ops/runs/{run['id']}/cancel")
+    again = ops(gw, "runs", "create", run["approved_id"], "--agent", "coder", "--json")
+    created = json.loads(again.stdout)
+    assert (created["executor"], created["agent"]) == ("agent", "coder")
+    gw.call("POST", f"/ops/runs/{created['id']}/cancel")
+    outside = ops(gw, "runs", "create", run["approved_id"], "--agent", "someone-else")
+    assert outside.exit_code == 7
+    assert outside.stderr.strip().startswith("VALIDATION_ERROR: ") and "scope" in outside.stderr
+    provider = ops(gw, "runs", "create", run["approved_id"], "--executor", "provider")
+    assert provider.exit_code == 0, provider.output
+    assert gw.call("GET", "/ops/runs", params={"limit": 1})["items"][0]["executor"] == "provider"
