@@ -17,7 +17,11 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import signal
 import socket
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -194,3 +198,25 @@ def clean_env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OPS_", "ORCH_"))}
     env.update(extra)
     return env
+
+
+@contextmanager
+def profiled(pid: int, name: str) -> Iterator[None]:
+    """With ``BENCH_PROFILE=DIR``: py-spy samples ``pid`` (the thread holding the GIL) into
+    DIR/NAME.txt as collapsed stacks while the block runs (``bench/stacks.py`` sums them up).
+    Without it, nothing."""
+    where = os.environ.get("BENCH_PROFILE")
+    if not where:
+        yield
+        return
+    Path(where).mkdir(parents=True, exist_ok=True)
+    local = Path(sys.executable).with_name("py-spy")
+    argv = [str(local) if local.exists() else "py-spy", "record", "--gil", "--format", "raw"]
+    argv += ["--rate", "200", "-p", str(pid), "-o", str(Path(where) / f"{name}.txt")]
+    spy = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(1.0)  # attached
+    try:
+        yield
+    finally:
+        spy.send_signal(signal.SIGINT)
+        spy.wait(timeout=60)

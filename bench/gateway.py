@@ -21,7 +21,8 @@ written in C, so the servers, not the client, are what saturate. The CPU figure 
 ``/proc/<pid>/stat``) is the one that isolates the gateway's own cost on a busy machine.
 
 Run: ``.venv/bin/python bench/gateway.py [--postgres URL] [--seconds 5] [--rounds 3]``
-(about two minutes; ``BENCH_SCALE=small`` for a smoke run).
+(about two minutes; ``BENCH_SCALE=small`` for a smoke run; ``BENCH_PROFILE=DIR`` samples the
+gateway with py-spy during its rounds, see ``bench/stacks.py``).
 """
 
 from __future__ import annotations
@@ -168,17 +169,19 @@ _cpu_seconds = benchlib.cpu_seconds
 def server(script: str, *argv: str) -> Iterator[tuple[str, int]]:
     """Start ``script ARGV... PORT`` as a server subprocess; yield (base url, pid)."""
     port = benchlib.free_port()
+    # The server's log goes to a file: a pipe nobody reads would fill and stop the server.
+    log = tempfile.NamedTemporaryFile(prefix="ops-bench-server-", suffix=".log")  # noqa: SIM115
     process = subprocess.Popen(
         [sys.executable, script, *argv, str(port)],
         env=benchlib.clean_env(PYTHONPATH=str(_HERE.parent)),
-        stderr=subprocess.PIPE,
+        stderr=log,
     )
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60
         while True:
             if process.poll() is not None:
-                error = process.stderr.read().decode() if process.stderr else ""
+                error = Path(log.name).read_text()[-4000:]
                 raise SystemExit(f"server {argv[0]} exited: {error}")
             try:
                 httpx.get(url + "/", timeout=0.5)
@@ -191,6 +194,7 @@ def server(script: str, *argv: str) -> Iterator[tuple[str, int]]:
     finally:
         process.terminate()
         process.wait(timeout=15)
+        log.close()
 
 
 _UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3}
@@ -270,9 +274,10 @@ def _writes(
         writes_per_s(v2_url, TOKEN, 5, prefix="")  # warm-up, both
         writes_per_s(gw_url, token, 5)
         for _ in range(rounds):
-            before = _cpu_seconds(gw_pid)
-            ours.append(writes_per_s(gw_url, token, count))
-            cpu_ours += _cpu_seconds(gw_pid) - before
+            with benchlib.profiled(gw_pid, "writes_v2"):
+                before = _cpu_seconds(gw_pid)
+                ours.append(writes_per_s(gw_url, token, count))
+                cpu_ours += _cpu_seconds(gw_pid) - before
             before = _cpu_seconds(v2_pid)
             theirs.append(writes_per_s(v2_url, TOKEN, count, prefix=""))
             cpu_theirs += _cpu_seconds(v2_pid) - before
@@ -331,12 +336,14 @@ def main() -> None:
                         runs[f"{name}_bare"].append(
                             _wrk(bare_url + bare_path, bare_pid, args.seconds, check, {})
                         )
-                        runs[f"{name}_gw"].append(
-                            _wrk(gw_url + path, gw_pid, args.seconds, check, read_auth)
-                        )
+                        with benchlib.profiled(gw_pid, f"{name}_get.{backend}"):
+                            runs[f"{name}_gw"].append(
+                                _wrk(gw_url + path, gw_pid, args.seconds, check, read_auth)
+                            )
             raw_count = benchlib.sized(1000, 300)
             raw_before = gs.raw_approvals_per_s(root, args.postgres, raw_count)
-            approvals = _wrk(gw_url + "/", gw_pid, args.seconds, approve, {})
+            with benchlib.profiled(gw_pid, f"approvals_http.{backend}"):
+                approvals = _wrk(gw_url + "/", gw_pid, args.seconds, approve, {})
             raw_after = gs.raw_approvals_per_s(root, args.postgres, raw_count)
             ours, theirs, cpu_ours, cpu_theirs = _writes(
                 gw_url, gw_pid, tokens["admin"], root, args.rounds, args.writes

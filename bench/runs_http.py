@@ -20,15 +20,15 @@ CPU): the figures are the product's, not the fake's.
 
     .venv/bin/python bench/runs_http.py [--postgres URL]   (BENCH_SCALE=small: smaller sizes)
 
-With ``BENCH_PROFILE=DIR`` (and py-spy on the PATH) the serve process of figure 1 is sampled
-into DIR/worker_cpu.<backend>.txt (collapsed stacks of the thread holding the GIL).
+With ``BENCH_PROFILE=DIR`` (py-spy beside the interpreter or on the PATH) the serve process is
+sampled during each figure into DIR/<figure>.<backend>.txt (``bench/stacks.py`` sums them up);
+the sampling costs CPU, so figures measured with it on are not comparable.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
-import signal
 import statistics
 import subprocess
 import sys
@@ -111,14 +111,17 @@ def gateway(
                 OPS_RATE_LIMIT_PER_MINUTE="100000000",
                 **({"OPS_DATABASE_URL": db} if db else {}),
             )
-            proc = subprocess.Popen(
-                [sys.executable, "-c", "from cli.main import main; main()", "serve",
-                 "--host", "127.0.0.1", "--port", str(port)],
-                cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-            )  # fmt: skip
+            # Its log goes to a file: a pipe nobody reads would fill and stop the server.
+            log = Path(tmp) / "serve.log"
+            with log.open("wb") as sink:
+                proc = subprocess.Popen(
+                    [sys.executable, "-c", "from cli.main import main; main()", "serve",
+                     "--host", "127.0.0.1", "--port", str(port)],
+                    cwd=ROOT, env=env, stdout=sink, stderr=subprocess.STDOUT,
+                )  # fmt: skip
             url = f"http://127.0.0.1:{port}"
             token = (settings.tokens_dir / "operator.token").read_text().strip()
-            _wait_up(url, token, proc)
+            _wait_up(url, token, proc, log)
             yield Gateway(url, proc.pid, token, services), approved
         finally:
             if proc is not None:
@@ -131,12 +134,11 @@ def gateway(
             services.close()
 
 
-def _wait_up(url: str, token: str, proc: subprocess.Popen[bytes]) -> None:
+def _wait_up(url: str, token: str, proc: subprocess.Popen[bytes], log: Path) -> None:
     deadline = time.monotonic() + 60
     while True:
         if proc.poll() is not None:
-            error = proc.stderr.read().decode() if proc.stderr else ""
-            raise SystemExit(f"ops-trigger serve exited: {error}")
+            raise SystemExit(f"ops-trigger serve exited: {log.read_text()[-4000:]}")
         try:
             answer = httpx.get(url + "/ops/status", headers=_auth(token), timeout=1)
             if answer.status_code == 200 and answer.json().get("worker_alive", True):
@@ -218,25 +220,6 @@ def slots_busy(runs: list[RunTimes]) -> tuple[int, float]:
     return peak, sum(r.finished - r.started for r in runs) / span
 
 
-def _profile(pid: int, name: str) -> subprocess.Popen[bytes] | None:
-    """With ``BENCH_PROFILE=DIR``: py-spy samples ``pid`` into DIR/NAME.txt (collapsed
-    stacks) until interrupted."""
-    where = os.environ.get("BENCH_PROFILE")
-    if not where:
-        return None
-    Path(where).mkdir(parents=True, exist_ok=True)
-    local = Path(sys.executable).with_name("py-spy")
-    tool = str(local) if local.exists() else "py-spy"
-    argv = [tool, "record", "--gil", "--format", "raw", "--rate", "200", "-p", str(pid)]
-    spy = subprocess.Popen(
-        [*argv, "-o", str(Path(where) / f"{name}.txt")],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    time.sleep(1.0)  # attached
-    return spy
-
-
 # --- the figures -------------------------------------------------------------------------------
 
 
@@ -249,7 +232,6 @@ def worker_cpu(server: str | None, backend: str) -> None:
             before = benchlib.cpu_seconds(gw.pid)
             time.sleep(idle_s)
             idle_rate = (benchlib.cpu_seconds(gw.pid) - before) / idle_s
-            spy = _profile(gw.pid, f"worker_cpu.{backend}")
             cpu_all = wall_all = 0.0
             for r in range(rounds):
                 before, start = benchlib.cpu_seconds(gw.pid), time.perf_counter()
@@ -257,14 +239,12 @@ def worker_cpu(server: str | None, backend: str) -> None:
                     gw.services.runs.create(approved_id=a, actor=OPERATOR)[0].id
                     for a in approved[r * runs : (r + 1) * runs]
                 ]
-                wait_done(gw, ids)
+                with benchlib.profiled(gw.pid, f"worker_cpu.{backend}.{r}"):
+                    wait_done(gw, ids)
                 wall = time.perf_counter() - start
                 cpu = benchlib.cpu_seconds(gw.pid) - before
                 per_run.append((cpu - idle_rate * wall) / runs * 1000)
                 cpu_all, wall_all = cpu_all + cpu, wall_all + wall
-            if spy is not None:
-                spy.send_signal(signal.SIGINT)
-                spy.wait(timeout=60)
     finally:
         fake.close()
     per_run_ms = statistics.median(per_run)
@@ -294,9 +274,10 @@ def makespan(
     try:
         with gateway(server, fake.url, slots, runs) as (gw, approved):
             cpu, start = benchlib.cpu_seconds(gw.pid), time.perf_counter()
-            ids = create_over_http(gw, approved, conns)
-            created_s = time.perf_counter() - start
-            times = wait_done(gw, ids)
+            with benchlib.profiled(gw.pid, f"{key}.{backend}"):
+                ids = create_over_http(gw, approved, conns)
+                created_s = time.perf_counter() - start
+                times = wait_done(gw, ids)
             wall = time.perf_counter() - start
             cpu = benchlib.cpu_seconds(gw.pid) - cpu
             fake_line, fake_ok = fake.summary(wall, slots)
