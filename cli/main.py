@@ -498,6 +498,11 @@ def cleanup(data_dir: Path | None) -> None:
     finally:
         services.close()
     click.echo(f"Deleted {result.drafts} drafts and {result.runs} runs.")
+    if result.approvals_lapsed or result.approved_expired:
+        click.echo(
+            f"Lapsed {result.approvals_lapsed} approvals; "
+            f"{result.approved_expired} approved items expired (never run)."
+        )
 
 
 def main() -> None:

@@ -42,6 +42,8 @@ __all__ = [
     "STATUS",
     "Problem",
     "install_problem_handlers",
+    "problem_body",
+    "problem_of",
     "problem_response",
     "problem_responses",
     "request_id_of",
@@ -126,6 +128,36 @@ def request_id_of(scope: Scope) -> str:
     return value if isinstance(value, str) else "-"
 
 
+def problem_body(
+    *,
+    status: int,
+    code: str,
+    title: str,
+    detail: str,
+    extra: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The fields of one problem document, without ``request_id``."""
+    body: dict[str, Any] = {
+        "type": PROBLEM_TYPE_PREFIX + code.lower().replace("_", "-"),
+        "title": title,
+        "status": status,
+        "detail": detail,
+        "code": code,
+    }
+    for key, value in (extra or {}).items():
+        if key not in _RESERVED:
+            body[key] = value
+    return body
+
+
+def problem_of(exc: OpsError) -> dict[str, Any]:
+    """The problem document of a core error, as its answer would carry it (no
+    ``request_id``): for answers that report several outcomes, one per item."""
+    return problem_body(
+        status=status_of(exc), code=exc.code, title=exc.title, detail=exc.message, extra=exc.detail
+    )
+
+
 def problem_response(
     *,
     status: int,
@@ -137,17 +169,8 @@ def problem_response(
     headers: Mapping[str, str] | None = None,
 ) -> Response:
     """Render one problem document."""
-    body: dict[str, Any] = {
-        "type": PROBLEM_TYPE_PREFIX + code.lower().replace("_", "-"),
-        "title": title,
-        "status": status,
-        "detail": detail,
-        "code": code,
-        "request_id": request_id,
-    }
-    for key, value in (extra or {}).items():
-        if key not in _RESERVED:
-            body[key] = value
+    body = problem_body(status=status, code=code, title=title, detail=detail, extra=extra)
+    body["request_id"] = request_id
     content = json.dumps(body, ensure_ascii=False, default=str, separators=(",", ":")).encode(
         "utf-8", "backslashreplace"
     )

@@ -205,7 +205,8 @@ def list_approved(
     cursor: Cursor = None,
 ) -> Page[Approved]:
     """Approved items, newest first: each holds the approved prompt and content, scope
-    (file globs, agents), task id, content_sha256 and who approved it when. Only approved
+    (file globs, agents), task id, content_sha256, who approved it when, and expired (true:
+    its approval expired before any run started, so it can no longer be run). Only approved
     items exist here; drafts are never shown. Pass next_cursor back to get the next page."""
     with tool_errors():
         page = _store(ctx).get().approvals.list(task_id=task_id, limit=limit, cursor=cursor)
@@ -222,10 +223,13 @@ def _verified_page(page: Page[Approved]) -> Page[Approved]:
 @mcp.tool(annotations=READ_ONLY)
 def get_approved(ctx: Ctx, approved_id: ApprovedId) -> Approved:
     """One approved item by id: the approved prompt and content, context, scope, task id,
-    content_sha256 (re-checked before it is shown), approved_at/approved_by and the approval
-    note. It never changes."""
+    content_sha256 (re-checked before it is shown), approved_at/approved_by, the approval
+    note, and expired (true: approved too long ago with no run started; it can no longer be
+    run and should not be worked on)."""
     with tool_errors():
-        return _store(ctx).approved(approved_id)
+        store = _store(ctx)
+        item = store.approved(approved_id)
+        return item.model_copy(update={"expired": store.get().approvals.expired(item=item)})
 
 
 @mcp.tool(annotations=READ_ONLY)

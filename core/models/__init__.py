@@ -3,9 +3,16 @@
 Pure pydantic: no storage, no HTTP. Input models (``…In``/``…Patch``) forbid unknown fields.
 
 One module per area: ``base`` (bases, limits, enums),
-``content``, ``runs``, ``settings``, ``access``."""
+``content``, ``approvals``, ``runs``, ``settings``, ``access``."""
 
 from core.models.access import AuditEntry, AuditHead, Page, StatusReport, TokenInfo
+from core.models.approvals import (
+    ApprovalList,
+    ApprovalRecord,
+    ApprovalStatus,
+    BatchApproveIn,
+    BatchItemIn,
+)
 from core.models.base import (
     MAX_CONTENT_BYTES,
     MAX_CONTEXT_BYTES,
@@ -17,6 +24,8 @@ from core.models.base import (
     TaskStatus,
 )
 from core.models.content import (
+    APPROVED_COMPUTED,
+    ApprovalCount,
     Approved,
     ApproveIn,
     Draft,
@@ -61,8 +70,15 @@ __all__ = [
     "MAX_CONTENT_BYTES",
     "MAX_CONTEXT_BYTES",
     "MAX_PROMPT_CHARS",
+    "APPROVED_COMPUTED",
+    "ApprovalCount",
+    "ApprovalList",
+    "ApprovalRecord",
+    "ApprovalStatus",
     "Approved",
     "ApproveIn",
+    "BatchApproveIn",
+    "BatchItemIn",
     "ApproveResult",
     "AuditEntry",
     "AuditHead",

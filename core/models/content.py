@@ -19,6 +19,8 @@ from core.models.base import (
 )
 
 __all__ = [
+    "APPROVED_COMPUTED",
+    "ApprovalCount",
     "ApproveIn",
     "Approved",
     "Draft",
@@ -48,6 +50,8 @@ class Task(_In):
     depends: Annotated[list[Name], Field(max_length=200)] = []
     agent: Name | None = None
     status: Annotated[TaskStatus, Field(strict=False)] = TaskStatus.PENDING
+    # Approvals this task's drafts need (SPEC section 19); None: the config's.
+    approvals_required: Annotated[int, Field(ge=1, le=6)] | None = None
 
 
 class PlanIn(_In):
@@ -110,11 +114,20 @@ class Draft(_Out):
     rejected_reason: str | None = None
 
 
+class ApprovalCount(_Out):
+    """Approvals of a draft's current hash that count (``have``) and its quorum (``need``)."""
+
+    have: int
+    need: int
+
+
 class DraftView(Draft):
-    """A draft as read: with the scope and the hash an approval would record now."""
+    """A draft as read: with the scope and the hash an approval would record now, and how
+    many approvals it has of how many it needs."""
 
     effective_scope: Scope
     content_sha256: str
+    approvals: ApprovalCount = ApprovalCount(have=0, need=1)
 
 
 class DraftRevision(_Out):
@@ -203,6 +216,10 @@ class RejectIn(_In):
     reason: Annotated[str, Field(min_length=1, max_length=2000)]
 
 
+# Fields of ``Approved`` computed on every read, never stored or exported.
+APPROVED_COMPUTED: set[str] = {"expired"}
+
+
 class Approved(_Out):
     id: str
     draft_id: str
@@ -217,3 +234,5 @@ class Approved(_Out):
     approved_at: str
     approved_by: str
     note: str | None = None
+    # Computed on every read, never stored: approved_ttl_days passed and no run ever started.
+    expired: bool = False

@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field
 
 from core.models.base import Executor, Name, RunStatus, _In, _Out
-from core.models.content import Approved
+from core.models.content import ApprovalCount, Approved
 
 __all__ = [
     "ApproveResult",
@@ -61,6 +61,9 @@ class EventType(StrEnum):
     RUN_LOG = "run.log"
     RUN_FINISHED = "run.finished"
     CONFIG_UPDATED = "config.updated"
+    DRAFT_APPROVAL_ADDED = "draft.approval_added"
+    DRAFT_APPROVALS_LAPSED = "draft.approvals_lapsed"
+    APPROVED_EXPIRED = "approved.expired"
 
 
 EVENT_TYPES: tuple[str, ...] = tuple(t.value for t in EventType)
@@ -77,8 +80,11 @@ class Event(_Out):
 
 
 class ApproveResult(_Out):
-    approved: Approved
+    """An approve answer: ``approved`` is null until the quorum is met."""
+
+    approved: Approved | None = None
     run: Run | None = None
+    approvals: ApprovalCount
 
 
 class LogLine(_Out):

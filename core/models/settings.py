@@ -36,6 +36,10 @@ class Config(_Out):
     event_ttl_days: Annotated[int, Field(ge=1, le=36_500)] = 7
     draft_ttl_days: Annotated[int, Field(ge=1, le=36_500)] = 7
     run_ttl_days: Annotated[int, Field(ge=1, le=36_500)] = 30
+    # Approval policies (SPEC section 19).
+    approvals_required: Annotated[int, Field(ge=1, le=6)] = 1
+    approval_ttl_hours: Annotated[int, Field(ge=1, le=8760)] = 72
+    approved_ttl_days: Annotated[int, Field(ge=0, le=36_500)] = 30  # 0: never
 
 
 class ConfigPatch(_In):
@@ -51,6 +55,9 @@ class ConfigPatch(_In):
     event_ttl_days: Annotated[int, Field(ge=1, le=36_500)] | None = None
     draft_ttl_days: Annotated[int, Field(ge=1, le=36_500)] | None = None
     run_ttl_days: Annotated[int, Field(ge=1, le=36_500)] | None = None
+    approvals_required: Annotated[int, Field(ge=1, le=6)] | None = None
+    approval_ttl_hours: Annotated[int, Field(ge=1, le=8760)] | None = None
+    approved_ttl_days: Annotated[int, Field(ge=0, le=36_500)] | None = None
 
 
 _ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]{0,127}$"

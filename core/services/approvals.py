@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+import builtins
+
 from core import audit
 from core.auth import Principal
 from core.canonical import HASH_VERSION
-from core.errors import ConflictStateError, ForbiddenRoleError, RevisionMismatchError
+from core.errors import ConflictStateError, ForbiddenRoleError, OpsError, RevisionMismatchError
 from core.eventlog import emit
 from core.events import EventBus
 from core.executors import resolve_executor
 from core.ids import IdKind, new_id, validate_id, validate_name
 from core.models import (
+    ApprovalCount,
+    ApprovalList,
     Approved,
     ApproveResult,
+    BatchItemIn,
+    Config,
     Draft,
     DraftStatus,
     EventType,
@@ -22,9 +28,13 @@ from core.models import (
     Scope,
 )
 from core.pagination import check_limit, decode_cursor, encode_cursor
+from core.policy import count_have, lapse_cutoff, need_for
 from core.ports import UnitOfWork, UowFactory
 from core.review import draft_sha256, effective_scope
 from core.services.base import Service, load_config, load_plan, require
+from core.services.drafts import views
+from core.services.expiry import check_runnable, with_expired
+from core.services.quorum import approval_list
 from core.services.runs import insert_run
 from core.states import check_draft_transition
 from core.timeutil import now_ts
@@ -53,7 +63,13 @@ class ApprovalService(Service):
     def get(self, *, approved_id: str) -> Approved:
         validate_id(IdKind.APPROVED, approved_id)
         with self._uow() as uow:
-            return require(uow.approved.get(approved_id), "approved item", approved_id)
+            item = require(uow.approved.get(approved_id), "approved item", approved_id)
+            return with_expired(uow, [item], load_config(uow))[0]
+
+    def expired(self, *, item: Approved) -> bool:
+        """Whether ``item`` (as read earlier, e.g. from a cache) is expired now."""
+        with self._uow() as uow:
+            return with_expired(uow, [item], load_config(uow))[0].expired
 
     def of_draft(self, *, draft_id: str) -> Approved | None:
         """The approved item made from ``draft_id``, if it was approved."""
@@ -79,6 +95,7 @@ class ApprovalService(Service):
         after = decode_cursor("a", cursor)
         with self._uow() as uow:
             items, last = uow.approved.list(task_id=task_id, after=after, limit=check_limit(limit))
+            items = with_expired(uow, items, load_config(uow))
         return Page[Approved](items=items, next_cursor=encode_cursor("a", last) if last else None)
 
     def approve(
@@ -93,10 +110,11 @@ class ApprovalService(Service):
         executor: Executor | None = None,
         agent: str | None = None,
     ) -> ApproveResult:
-        """Approve a draft; with auto_run (default: config) the run is created in the same
-        transaction. Approving an approved draft again returns the same item, no new run.
-        ``expected_sha256`` binds the approval to the hash the reviewer read; ``executor``
-        and ``agent`` choose who executes that run (``resolve_executor``)."""
+        """Record ``actor``'s approval of a draft; the approval that completes its quorum
+        (SPEC section 19) creates the approved item and, with auto_run (default: config),
+        its run in the same transaction. Approving an approved draft again returns the same
+        item, no new run. ``expected_sha256`` binds the approval to the hash the reviewer
+        read; ``executor`` and ``agent`` choose who executes that run (``resolve_executor``)."""
         validate_id(IdKind.DRAFT, draft_id)
         expected = expected_sha256.lower() if expected_sha256 is not None else None
         with self._uow(write=True) as uow:
@@ -107,14 +125,25 @@ class ApprovalService(Service):
                     f"not {expected_revision}: review it again",
                     detail={"revision": draft.revision},
                 )
+            config = load_config(uow)
+            run_now = auto_run if auto_run is not None else config.default_auto_run
+            plan = load_plan(uow) if draft.task_id is not None else None
+            need = (
+                need_for(config, plan, draft.task_id)
+                if plan is not None
+                else config.approvals_required
+            )
             if draft.status is DraftStatus.APPROVED:
                 existing: Approved = require(
                     uow.approved.get_by_draft(draft_id), "approved item for draft", draft_id
                 )
                 if expected is not None and expected != existing.content_sha256:
                     raise _mismatch(draft, expected, existing.content_sha256)
-                return ApproveResult(approved=existing, run=None)
-            config = load_config(uow)
+                existing = with_expired(uow, [existing], config)[0]
+                if auto_run and existing.expired:  # asked to run it: say why it cannot
+                    check_runnable(uow, existing, config)
+                met = ApprovalCount(have=need, need=need)
+                return ApproveResult(approved=existing, run=None, approvals=met)
             if config.prevent_self_approval and self._wrote(uow, draft, actor):
                 self._deny(uow, actor, draft_id, SELF_APPROVAL)
             if draft.status is DraftStatus.ERROR and not draft.content:
@@ -124,12 +153,11 @@ class ApprovalService(Service):
                 )
             check_draft_transition(draft.status, DraftStatus.APPROVED)
             scope = draft.scope
-            if scope.empty and draft.task_id is not None:  # read the plan only when it matters
-                scope = effective_scope(draft.scope, load_plan(uow), draft.task_id)
+            if scope.empty and plan is not None:  # read the plan only when it matters
+                scope = effective_scope(draft.scope, plan, draft.task_id)
             sha = draft_sha256(draft, scope)
             if expected is not None and expected != sha:
                 raise _mismatch(draft, expected, sha)
-            run_now = auto_run if auto_run is not None else config.default_auto_run
             chosen: Executor = "provider"
             agent_name: str | None = None
             if run_now or executor is not None or agent is not None:
@@ -137,16 +165,124 @@ class ApprovalService(Service):
                 chosen, agent_name = resolve_executor(
                     config=config, scope=scope, executor=executor, agent=agent
                 )
-            approved = self._approve_in(uow, draft, actor, note, scope=scope, sha=sha)
+            have, added = self._record(uow, draft, actor, note, sha=sha, config=config)
+            count = ApprovalCount(have=have, need=need)
+            if have < need:
+                if added:
+                    self._gathered(uow, draft, actor, sha=sha, count=count)
+                    uow.commit()
+                return ApproveResult(approved=None, run=None, approvals=count)
+            approved = self._approve_in(uow, draft, actor, note, scope=scope, sha=sha, count=count)
+            uow.approvals.close_active(draft.id, status="used")
             run: Run | None = None
             if run_now:
                 run = insert_run(
-                    uow, approved=approved, actor=actor, executor=chosen, agent=agent_name
+                    uow,
+                    approved=approved,
+                    actor=actor,
+                    executor=chosen,
+                    agent=agent_name,
+                    config=config,
                 )
             uow.commit()
         if run is not None:
             self._events.publish("run.created", run.id)
-        return ApproveResult(approved=approved, run=run)
+        return ApproveResult(approved=approved, run=run, approvals=count)
+
+    def approve_many(
+        self, *, items: builtins.list[BatchItemIn], actor: Principal, note: str | None = None
+    ) -> builtins.list[ApproveResult | OpsError]:
+        """Approve each item on its own (its own transaction): one result or the error that
+        refused it per item, in order; a refused item changes nothing."""
+        results: builtins.list[ApproveResult | OpsError] = []
+        for item in items:
+            try:
+                results.append(
+                    self.approve(
+                        draft_id=item.draft_id,
+                        actor=actor,
+                        auto_run=item.auto_run,
+                        expected_sha256=item.expected_sha256,
+                        note=note,
+                    )
+                )
+            except OpsError as exc:
+                results.append(exc)
+        return results
+
+    def approvals_of(self, *, draft_id: str) -> ApprovalList:
+        """The approvals recorded for a draft, newest first, with its quorum count."""
+        validate_id(IdKind.DRAFT, draft_id)
+        with self._uow() as uow:
+            draft: Draft = require(uow.drafts.get(draft_id), "draft", draft_id)
+            config = load_config(uow)
+            return approval_list(uow, views(uow, [draft], config)[0], config)
+
+    @staticmethod
+    def _record(
+        uow: UnitOfWork,
+        draft: Draft,
+        actor: Principal,
+        note: str | None,
+        *,
+        sha: str,
+        config: Config,
+    ) -> tuple[int, bool]:
+        """Record ``actor``'s approval of hash ``sha`` unless it has one that counts; the
+        approvals that count now (distinct tokens) and whether one was added."""
+        now = now_ts()
+        cutoff = lapse_cutoff(config, now)
+        active = uow.approvals.active_of(draft.id)
+        mine = [(hashed, created) for _, hashed, created, key in active if key == actor.actor]
+        counts = [(who, hashed, created) for who, hashed, created, _ in active]
+        if mine and mine[0][0] == sha and mine[0][1] >= cutoff:
+            return count_have(counts, sha=sha, cutoff=cutoff), False
+        if mine:  # lapsed, or of a hash the draft no longer has: this one replaces it
+            stale = "lapsed" if mine[0][1] < cutoff else "void"
+            uow.approvals.close_token(draft.id, actor.actor, status=stale)
+            counts = [
+                c for c, (_, _, _, key) in zip(counts, active, strict=True) if key != actor.actor
+            ]
+        uow.approvals.add(
+            draft_id=draft.id,
+            draft_revision=draft.revision,
+            content_sha256=sha,
+            actor=actor.actor,
+            token_key=actor.actor,
+            note=note,
+            created_at=now,
+        )
+        return count_have([*counts, (actor.actor, sha, now)], sha=sha, cutoff=cutoff), True
+
+    @staticmethod
+    def _gathered(
+        uow: UnitOfWork, draft: Draft, actor: Principal, *, sha: str, count: ApprovalCount
+    ) -> None:
+        """Audit and announce an approval that does not complete the quorum yet."""
+        audit.record(
+            uow.audit,
+            actor=actor.actor,
+            action="draft.approval",
+            target=draft.id,
+            detail={
+                "revision": draft.revision,
+                "content_sha256": sha,
+                "have": count.have,
+                "need": count.need,
+            },
+        )
+        emit(
+            uow,
+            EventType.DRAFT_APPROVAL_ADDED,
+            draft.id,
+            draft_id=draft.id,
+            revision=draft.revision,
+            content_sha256=sha,
+            have=count.have,
+            need=count.need,
+            actor=actor.actor,
+            task_id=draft.task_id,
+        )
 
     @staticmethod
     def _wrote(uow: UnitOfWork, draft: Draft, actor: Principal) -> bool:
@@ -165,6 +301,7 @@ class ApprovalService(Service):
         *,
         scope: Scope,
         sha: str,
+        count: ApprovalCount,
     ) -> Approved:
         now = now_ts()
         approved = Approved(
@@ -194,6 +331,7 @@ class ApprovalService(Service):
                 "revision": draft.revision,
                 "content_sha256": approved.content_sha256,
                 "hash_version": approved.hash_version,
+                **({"have": count.have, "need": count.need} if count.need > 1 else {}),
             },
         )
         emit(

@@ -10,10 +10,16 @@ from typing import Any
 
 from core import audit
 from core.auth import Principal
-from core.errors import ConflictStateError, NotFoundError, RevisionMismatchError
+from core.errors import (
+    ConflictStateError,
+    InputValidationError,
+    NotFoundError,
+    RevisionMismatchError,
+)
 from core.eventlog import emit
 from core.ids import IdKind, new_id, validate_id, validate_name
 from core.models import (
+    Config,
     Draft,
     DraftDiff,
     DraftIn,
@@ -27,10 +33,20 @@ from core.models import (
     Scope,
 )
 from core.pagination import check_limit, decode_cursor, encode_cursor
+from core.policy import lapse_cutoff
 from core.ports import UnitOfWork
 from core.review import draft_view
 from core.revisions import diff_revisions
-from core.services.base import Service, check_content, check_context, check_task, load_plan, require
+from core.services.base import (
+    Service,
+    check_content,
+    check_context,
+    check_task,
+    load_config,
+    load_plan,
+    require,
+)
+from core.services.quorum import with_counts
 from core.states import DRAFT_EDITABLE, check_draft_transition
 from core.timeutil import now_ts
 
@@ -59,14 +75,16 @@ def record_revision(uow: UnitOfWork, draft: Draft, *, by: str, at: str) -> None:
     uow.revisions.add(_revision_of(draft, by=by, at=at))
 
 
-def views(uow: UnitOfWork, drafts: list[Draft]) -> list[DraftView]:
-    """Drafts as read: effective scope and hash (approved ones: those of their item)."""
+def views(uow: UnitOfWork, drafts: list[Draft], config: Config | None = None) -> list[DraftView]:
+    """Drafts as read: effective scope and hash (approved ones: those of their item), and
+    their approvals ``{have, need}``."""
     if not drafts:
         return []
     plan = load_plan(uow)
     approved_ids = [d.id for d in drafts if d.status is DraftStatus.APPROVED]
     items = uow.approved.by_drafts(approved_ids) if approved_ids else {}
-    return [draft_view(d, plan, items.get(d.id)) for d in drafts]
+    shown = [draft_view(d, plan, items.get(d.id)) for d in drafts]
+    return with_counts(uow, shown, plan, config if config is not None else load_config(uow))
 
 
 class DraftService(Service):
@@ -83,18 +101,27 @@ class DraftService(Service):
         task_id: str | None = None,
         limit: int | None = None,
         cursor: str | None = None,
+        waiting: bool = False,
     ) -> Page[DraftView]:
+        """A page of drafts, newest first; ``waiting``: only drafts gathering a quorum (in
+        status draft, with an approval that has not lapsed)."""
         if task_id is not None:
             validate_name(task_id, what="task id")
         after = decode_cursor("d", cursor)
+        if waiting:
+            if status not in (None, DraftStatus.DRAFT):
+                raise InputValidationError("waiting drafts are in status draft")
+            status = DraftStatus.DRAFT
         with self._uow() as uow:
+            config = load_config(uow)
             items, last = uow.drafts.list(
                 status=status.value if status else None,
                 task_id=task_id,
                 after=after,
                 limit=check_limit(limit),
+                waiting_since=lapse_cutoff(config, now_ts()) if waiting else None,
             )
-            shown = views(uow, items)
+            shown = views(uow, items, config)
         return Page[DraftView](items=shown, next_cursor=encode_cursor("d", last) if last else None)
 
     def create(
@@ -151,8 +178,9 @@ class DraftService(Service):
                 task_id=data.task_id,
                 actor=actor.actor,
             )
+            shown = views(uow, [draft])[0]
             uow.commit()
-        return draft_view(draft, plan)
+        return shown
 
     def update(
         self, *, draft_id: str, patch: DraftPatch, actor: Principal, if_match: int | None = None
@@ -198,12 +226,14 @@ class DraftService(Service):
                 check_draft_transition(draft.status, DraftStatus.DRAFT)
             uow.drafts.update(updated)
             record_revision(uow, updated, by=actor.actor, at=updated.updated_at)
+            # What was approved is no longer what would be: the approvals gathered so far
+            # are void, and a quorum starts again.
+            voided = uow.approvals.close_active(draft_id, status="void")
+            detail: dict[str, Any] = {"revision": updated.revision, "fields": sorted(values)}
+            if voided:
+                detail["approvals_voided"] = voided
             audit.record(
-                uow.audit,
-                actor=actor.actor,
-                action="draft.update",
-                target=draft_id,
-                detail={"revision": updated.revision, "fields": sorted(values)},
+                uow.audit, actor=actor.actor, action="draft.update", target=draft_id, detail=detail
             )
             emit(
                 uow,
@@ -216,8 +246,9 @@ class DraftService(Service):
                 task_id=updated.task_id,
                 actor=actor.actor,
             )
+            shown = views(uow, [updated])[0]
             uow.commit()
-        return draft_view(updated, plan)
+        return shown
 
     def reject(self, *, draft_id: str, reason: str, actor: Principal) -> DraftView:
         validate_id(IdKind.DRAFT, draft_id)

@@ -10,7 +10,8 @@ from core.errors import InputValidationError
 from core.models import AuditEntry, AuditHead, DraftStatus, Page, RunStatus, StatusReport
 from core.pagination import check_limit, decode_cursor, encode_cursor
 from core.services.base import PROVIDER_KEY, Service, load_config, load_plan
-from core.timeutil import ts_after
+from core.services.expiry import expire_pass
+from core.timeutil import now_ts, ts_after
 
 __all__ = ["CleanupResult", "MaintenanceService"]
 
@@ -24,6 +25,8 @@ class CleanupResult:
     idempotency_keys: int
     events: int = 0
     webhook_deliveries: int = 0
+    approvals_lapsed: int = 0
+    approved_expired: int = 0
 
 
 class MaintenanceService(Service):
@@ -80,14 +83,18 @@ class MaintenanceService(Service):
     def cleanup(self, *, actor: str = "system:cleanup") -> CleanupResult:
         """Delete rejected/error drafts after ``draft_ttl_days``, terminal runs after
         ``run_ttl_days``, events and webhook delivery attempts after ``event_ttl_days``;
-        approved items are kept."""
+        approved items are kept. Approvals past ``approval_ttl_hours`` lapse, and approved
+        items never run within ``approved_ttl_days`` have their expiry recorded."""
         with self._uow(write=True) as uow:
             config = load_config(uow)
+            lapsed, expired = expire_pass(uow, config, actor=actor)
+            run_cutoff = ts_after(-config.run_ttl_days * 86_400)
+            uow.approvals.keep_started(finished_before=run_cutoff, now=now_ts())
             drafts = uow.drafts.delete_stale(
                 statuses=(DraftStatus.REJECTED.value, DraftStatus.ERROR.value),
                 before=ts_after(-config.draft_ttl_days * 86_400),
             )
-            runs = uow.runs.delete_finished(before=ts_after(-config.run_ttl_days * 86_400))
+            runs = uow.runs.delete_finished(before=run_cutoff)
             keys = uow.idempotency.purge(before=ts_after(-24 * 3600))
             events = uow.events.delete_before(ts_after(-config.event_ttl_days * 86_400))
             attempts = uow.webhooks.delete_deliveries_before(
@@ -109,4 +116,6 @@ class MaintenanceService(Service):
             idempotency_keys=keys,
             events=events,
             webhook_deliveries=attempts,
+            approvals_lapsed=lapsed,
+            approved_expired=expired,
         )

@@ -13,9 +13,10 @@ from core.errors import (
 )
 from core.eventlog import emit
 from core.ids import IdKind, new_id
-from core.models import Approved, EventType, Executor, Run, RunStatus
+from core.models import Approved, Config, EventType, Executor, Run, RunStatus
 from core.ports import UnitOfWork
-from core.services.base import require
+from core.services.base import load_config, require
+from core.services.expiry import check_runnable
 from core.timeutil import now_ts, ts_after
 
 __all__ = ["Claim", "append_log_in", "claim_in", "finished_in", "insert_run"]
@@ -50,9 +51,11 @@ def insert_run(
     actor: Principal,
     executor: Executor = "provider",
     agent: str | None = None,
+    config: Config | None = None,
 ) -> Run:
     """Insert a pending run for ``approved`` inside the caller's transaction (``executor``
-    and ``agent`` as checked by ``resolve_executor``)."""
+    and ``agent`` as checked by ``resolve_executor``); an expired item is refused."""
+    check_runnable(uow, approved, config if config is not None else load_config(uow))
     if uow.runs.active_for(approved.id) is not None:
         raise RunAlreadyActiveError(
             f"approved item {approved.id} already has a pending or running run",

@@ -121,10 +121,18 @@ class RunService(Service):
             approved: Approved = require(
                 uow.approved.get(approved_id), "approved item", approved_id
             )
+            config = load_config(uow)
             chosen, agent_name = resolve_executor(
-                config=load_config(uow), scope=approved.scope, executor=executor, agent=agent
+                config=config, scope=approved.scope, executor=executor, agent=agent
             )
-            run = insert_run(uow, approved=approved, actor=actor, executor=chosen, agent=agent_name)
+            run = insert_run(
+                uow,
+                approved=approved,
+                actor=actor,
+                executor=chosen,
+                agent=agent_name,
+                config=config,
+            )
             if key_hash is not None and request_hash is not None:
                 uow.idempotency.put(
                     key_hash, run_id=run.id, request_hash=request_hash, now=now_ts()

@@ -20,6 +20,7 @@ from core.storage.failures import as_storage_error
 from core.storage.gate import write_gate
 from core.storage.postgres import notify_change, take_write_lock
 from core.storage.repos.access import AuditRepo, TokenRepo
+from core.storage.repos.approvals import ApprovalRepo
 from core.storage.repos.bulk import BulkRepo
 from core.storage.repos.content import ApprovedRepo, DraftRepo, KvRepo, PlanRepo
 from core.storage.repos.events import EventRepo
@@ -65,6 +66,7 @@ class SqlUnitOfWork:
     kv: KvRepo
     drafts: DraftRepo
     approved: ApprovedRepo
+    approvals: ApprovalRepo
     runs: RunRepo
     logs: LogRepo
     tokens: TokenRepo
@@ -108,6 +110,7 @@ class SqlUnitOfWork:
         self.kv = KvRepo(conn)
         self.drafts = DraftRepo(conn)
         self.approved = ApprovedRepo(conn)
+        self.approvals = ApprovalRepo(conn)
         self.runs = RunRepo(conn)
         self.logs = LogRepo(conn)
         self.tokens = TokenRepo(conn)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 __all__ = [
+    "approvals",
     "approved",
     "audit",
     "console_sessions",
@@ -132,7 +133,48 @@ approved = sa.Table(
     sa.Column("approved_at", sa.String(40), nullable=False),
     sa.Column("approved_by", sa.String(200), nullable=False),
     sa.Column("note", sa.Text),
+    # Approval policies (SPEC section 19): when the cleanup pass recorded the item's expiry
+    # (its event and audit entry are written once), and that a run of it had started before
+    # cleanup deleted that run (``expired`` is computed from the runs otherwise).
+    sa.Column("expired_at", sa.String(40)),
+    sa.Column("run_started_at", sa.String(40)),
     sa.Index("ix_approved_task_seq", "task_id", "seq"),
+)
+
+_ACTIVE_APPROVAL = "status = 'active'"
+
+# Every approval of a draft (SPEC section 19): ``active`` until an edit voids it, it lapses
+# after approval_ttl_hours, or the quorum it completes uses it.
+approvals = sa.Table(
+    "approvals",
+    metadata,
+    sa.Column(
+        "id",
+        sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+        primary_key=True,
+        autoincrement=True,
+    ),
+    sa.Column("draft_id", sa.String(64), nullable=False),
+    sa.Column("draft_revision", sa.Integer, nullable=False),
+    sa.Column("content_sha256", sa.String(64), nullable=False),
+    sa.Column("actor", sa.String(200), nullable=False),
+    # The token identity approvers are told apart by (``<role>:<token name>``).
+    sa.Column("token_key", sa.String(200), nullable=False),
+    sa.Column("note", sa.Text),
+    sa.Column("created_at", sa.String(40), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    # The active approvals of a draft, and the lapse scan of the cleanup pass.
+    sa.Index("ix_approvals_draft_status", "draft_id", "status", "created_at"),
+    sa.Index("ix_approvals_status_created", "status", "created_at"),
+    # One active approval per token and draft, enforced by the store.
+    sa.Index(
+        "ux_approvals_active_token",
+        "draft_id",
+        "token_key",
+        unique=True,
+        sqlite_where=sa.text(_ACTIVE_APPROVAL),
+        postgresql_where=sa.text(_ACTIVE_APPROVAL),
+    ),
 )
 
 runs = sa.Table(

@@ -16,7 +16,7 @@ from typing import Any
 
 from core.errors import InputValidationError, StorageError
 from core.ids import IdKind, is_valid_id
-from core.models import Approved, Draft, LogLine, ProviderConfig, Run
+from core.models import APPROVED_COMPUTED, Approved, Draft, LogLine, ProviderConfig, Run
 from core.ports import UnitOfWork
 from core.services.base import PROVIDER_KEY, load_config, load_plan
 from core.services.settings import view_of
@@ -25,7 +25,7 @@ from core.transfer.files import SUBDIRS
 __all__ = ["export_layout"]
 
 _DRAFT_FIELDS = tuple(Draft.model_fields)
-_APPROVED_FIELDS = tuple(Approved.model_fields)
+_APPROVED_FIELDS = tuple(f for f in Approved.model_fields if f not in APPROVED_COMPUTED)
 _RUN_FIELDS = tuple(Run.model_fields)
 _LOG_FIELDS = tuple(LogLine.model_fields)
 _OPEN_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)

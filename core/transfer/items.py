@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from core.errors import InputValidationError
-from core.models import Approved, Draft, DraftRevision, DraftStatus
+from core.models import APPROVED_COMPUTED, Approved, Draft, DraftRevision, DraftStatus
 from core.ports import UnitOfWork
 from core.timeutil import now_ts
 from core.transfer.fields import LEGACY_ACTOR
@@ -92,7 +92,9 @@ class ItemWriter:
                     f"{label}: draft {item.draft_id} is {status} in the store"
                 )
             order.saw((item.approved_at, item.id))
-        bulk.insert("approved", [item.model_dump(mode="json") for item in new])
+        bulk.insert(
+            "approved", [item.model_dump(mode="json", exclude=APPROVED_COMPUTED) for item in new]
+        )
         self._counts["approved"] += len(new)
         unhashed = [item for item, computed in batch if computed]
         if unhashed:

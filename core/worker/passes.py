@@ -114,6 +114,12 @@ class Passes:
                 result = await to_thread.run_sync(self._deps.cleanup)
                 if result.drafts or result.runs:
                     log.info("cleanup deleted %d drafts and %d runs", result.drafts, result.runs)
+                if result.approvals_lapsed or result.approved_expired:
+                    log.info(
+                        "cleanup lapsed %d approvals and expired %d approved items",
+                        result.approvals_lapsed,
+                        result.approved_expired,
+                    )
             except Exception:
                 log.exception("cleanup pass failed")
             await asyncio.sleep(self._deps.settings.cleanup_interval_s)

@@ -150,6 +150,8 @@ def install_review(console: Console) -> None:
             )
         if result.run is not None:
             return ctx.redirect(f"{CONSOLE_PREFIX}/runs/{result.run.id}")
+        if result.approved is None:  # a quorum of several approvals is still gathering
+            return ctx.redirect(f"{CONSOLE_PREFIX}/drafts/{draft_id}")
         return ctx.redirect(f"{CONSOLE_PREFIX}/approved/{result.approved.id}")
 
     async def _changed(

@@ -10,6 +10,7 @@ from fastapi.routing import APIRoute
 from gateway.problems import problem_responses
 from gateway.routes import (
     agent,
+    approvals,
     approved,
     audit,
     config,
@@ -34,6 +35,7 @@ _OPS = (
     drafts,
     generate,
     approved,
+    approvals,
     runs,
     agent,
     provider,

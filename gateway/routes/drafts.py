@@ -9,6 +9,7 @@ from starlette.responses import Response
 
 from core.auth import Action, Principal
 from core.models import (
+    ApprovalList,
     ApproveIn,
     ApproveResult,
     DraftDiff,
@@ -42,9 +43,15 @@ def list_drafts(
     task_id: TaskFilter = None,
     limit: Limit = 50,
     cursor: Cursor = None,
+    waiting: Annotated[
+        bool,
+        Query(description="Only drafts gathering approvals: some given, quorum not met yet."),
+    ] = False,
 ) -> Response:
-    """Drafts, newest first, one page at a time."""
-    page = services.drafts.list(status=status, task_id=task_id, limit=limit, cursor=cursor)
+    """Drafts, newest first, one page at a time; each with approvals {have, need}."""
+    page = services.drafts.list(
+        status=status, task_id=task_id, limit=limit, cursor=cursor, waiting=waiting
+    )
     return render(page)
 
 
@@ -114,7 +121,8 @@ def approve_draft(
         ),
     ] = None,
 ) -> Response:
-    """Approve exactly the reviewed revision and hash; returns the approved item and run."""
+    """Approve exactly the reviewed revision and hash. Answers approvals {have, need}; the
+    approved item (and run) once the quorum is met, else approved null."""
     data = body if body is not None else ApproveIn()
     query_revision = agree(expected_revision, revision, names=("?expected_revision=", "If-Match"))
     result = services.approvals.approve(
@@ -136,6 +144,18 @@ def approve_draft(
         agent=data.agent,
     )
     return render(result)
+
+
+@router.get(
+    "/{id}/approvals",
+    response_model=ApprovalList,
+    summary="List a draft's approvals",
+    responses=problem_responses(404),
+)
+def list_draft_approvals(id: DraftId, principal: PrincipalDep, services: ServicesDep) -> Response:
+    """Who approved the draft, when, which hash, with what note, and when each lapses;
+    have/need count the approvals toward its quorum."""
+    return render(services.approvals.approvals_of(draft_id=id))
 
 
 @router.post(

@@ -6,7 +6,7 @@ from core.auth import Principal
 from core.bootstrap import Services
 from core.models import ConfigPatch, DraftIn, DraftPatch, PlanIn, RunStatus, Task
 from core.services.events import parse_after, parse_types
-from tests.unit.conftest import MakeApproved, MakeDraft
+from tests.unit.conftest import MakeApproved, MakeDraft, RawDb
 
 
 def _new(services: Services, since: int) -> list[tuple[str, str, dict[str, object]]]:
@@ -14,7 +14,7 @@ def _new(services: Services, since: int) -> list[tuple[str, str, dict[str, objec
 
 
 def test_every_mutation_writes_exactly_its_event(
-    services: Services, admin: Principal, operator: Principal
+    services: Services, admin: Principal, operator: Principal, db: RawDb
 ) -> None:
     head = services.event_log.head
 
@@ -72,6 +72,30 @@ def test_every_mutation_writes_exactly_its_event(
     # Reads and an idempotent re-approval write nothing.
     step(lambda: services.approvals.approve(draft_id=draft.id, actor=operator), [])
     step(lambda: services.drafts.list(), [])
+    # Approval policies (SPEC section 19): a quorum of two, a lapse and an expiry.
+    step(lambda: services.config.update(patch=ConfigPatch(approvals_required=2), actor=admin),
+         ["config.updated"])  # fmt: skip
+    pair = [services.drafts.create(data=DraftIn(prompt=f"q{n}"), actor=admin) for n in (1, 2)]
+    [(_, subject, data)] = step(
+        lambda: services.approvals.approve(draft_id=pair[0].id, actor=operator),
+        ["draft.approval_added"],
+    )
+    assert subject == pair[0].id and (data["have"], data["need"]) == (1, 2)
+    assert data["actor"] == operator.actor and data["content_sha256"]
+    step(lambda: services.approvals.approve(draft_id=pair[0].id, actor=operator), [])
+    second = Principal(role=operator.role, name="second")
+    step(lambda: services.approvals.approve(draft_id=pair[0].id, actor=second),
+         ["draft.approved"])  # fmt: skip
+    step(lambda: services.approvals.approve(draft_id=pair[1].id, actor=operator),
+         ["draft.approval_added"])  # fmt: skip
+    db("UPDATE approvals SET created_at = '2000-01-01T00:00:00.000000Z' WHERE status = 'active'")
+    db("UPDATE approved SET approved_at = '2000-01-01T00:00:00.000000Z' WHERE draft_id = ?",
+       pair[0].id)  # fmt: skip
+    events = step(lambda: services.maintenance.cleanup(),
+                  ["draft.approvals_lapsed", "approved.expired"])  # fmt: skip
+    assert events[0][2] == {"draft_id": pair[1].id, "count": 1}
+    assert events[1][2]["draft_id"] == pair[0].id
+    step(lambda: services.maintenance.cleanup(), [])
     dumped = str(_new(services, 0))
     assert "secret plan" not in dumped and "v2" not in dumped  # never draft content
 

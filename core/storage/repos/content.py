@@ -8,7 +8,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from core.models import Approved, Draft, Plan
+from core.models import APPROVED_COMPUTED, Approved, Draft, Plan
 from core.storage import tables as t
 from core.storage.repos.base import KEY, Repo, counted, page, row_dict
 from core.storage.repos.revisions import RevisionRepo
@@ -80,13 +80,30 @@ class DraftRepo(Repo):
         )
 
     def list(
-        self, *, status: str | None, task_id: str | None, after: int | None, limit: int
+        self,
+        *,
+        status: str | None,
+        task_id: str | None,
+        after: int | None,
+        limit: int,
+        waiting_since: str | None = None,
     ) -> tuple[list[Draft], int | None]:
+        """A page of drafts; ``waiting_since``: only drafts with an active approval created
+        at or after it (gathering a quorum)."""
         where: list[sa.ColumnElement[bool]] = []
         if status is not None:
             where.append(t.drafts.c.status == status)
         if task_id is not None:
             where.append(t.drafts.c.task_id == task_id)
+        if waiting_since is not None:
+            a = t.approvals
+            where.append(
+                sa.exists().where(
+                    a.c.draft_id == t.drafts.c.id,
+                    a.c.status == "active",
+                    a.c.created_at >= waiting_since,
+                )
+            )
         rows, last = page(self.conn, t.drafts, where, after, limit)
         return [Draft.model_validate(r) for r in rows], last
 
@@ -121,7 +138,7 @@ class ApprovedRepo(Repo):
         return Approved.model_validate(data) if data else None
 
     def add(self, item: Approved) -> None:
-        self.conn.execute(_INSERT_APPROVED, item.model_dump(mode="json"))
+        self.conn.execute(_INSERT_APPROVED, item.model_dump(mode="json", exclude=APPROVED_COMPUTED))
 
     def by_drafts(self, draft_ids: builtins.list[str]) -> dict[str, Approved]:
         """The approved items of these drafts, by draft id."""

@@ -78,8 +78,9 @@ def test_operator_gets_approve_create_and_cancel_run_and_nothing_admin(client: T
     document = client.get("/openapi/actions.json?role=operator").json()
     posts = {path for path, method, _ in operations(document) if method == "post"}
     assert posts == {"/ops/drafts/{id}/approve", "/ops/drafts/{id}/reject", "/ops/runs",
-                     "/ops/runs/{id}/cancel"}  # fmt: skip
-    for path in ("/ops/drafts/{id}/approve", "/ops/runs", "/ops/runs/{id}/cancel"):
+                     "/ops/runs/{id}/cancel", "/ops/approvals"}  # fmt: skip
+    for path in ("/ops/drafts/{id}/approve", "/ops/runs", "/ops/runs/{id}/cancel",
+                 "/ops/approvals"):  # fmt: skip
         assert document["paths"][path]["post"]["x-openai-isConsequential"] is True
     admin_only = {
         "/ops/audit",

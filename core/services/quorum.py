@@ -1,0 +1,69 @@
+"""How far each draft is on its way to a quorum (SPEC section 19), read inside the caller's
+transaction: ``approvals: {have, need}`` on draft reads (one query per page) and the list
+of a draft's recorded approvals."""
+
+from __future__ import annotations
+
+from core.models import (
+    ApprovalCount,
+    ApprovalList,
+    ApprovalRecord,
+    Config,
+    DraftStatus,
+    DraftView,
+    Plan,
+)
+from core.policy import approval_expires_at, count_have, lapse_cutoff, need_for
+from core.ports import UnitOfWork
+from core.timeutil import now_ts
+
+__all__ = ["MAX_LISTED", "approval_list", "with_counts"]
+
+# Approvals listed per draft (a quorum is at most 6; edits and lapses add void/lapsed rows).
+MAX_LISTED = 200
+
+_OPEN = (DraftStatus.DRAFT, DraftStatus.ERROR)
+
+
+def with_counts(
+    uow: UnitOfWork, shown: list[DraftView], plan: Plan, config: Config
+) -> list[DraftView]:
+    """``shown`` with ``approvals`` filled in: one query for every open draft of the page."""
+    cutoff = lapse_cutoff(config, now_ts())
+    open_ids = [view.id for view in shown if view.status in _OPEN]
+    records = uow.approvals.counts(open_ids, since=cutoff) if open_ids else {}
+    result = []
+    for view in shown:
+        need = need_for(config, plan, view.task_id)
+        if view.status is DraftStatus.APPROVED:
+            have = need
+        elif view.status in _OPEN:
+            have = count_have(records.get(view.id, []), sha=view.content_sha256, cutoff=cutoff)
+        else:
+            have = 0
+        result.append(view.model_copy(update={"approvals": ApprovalCount(have=have, need=need)}))
+    return result
+
+
+def approval_list(uow: UnitOfWork, view: DraftView, config: Config) -> ApprovalList:
+    """Every approval of the draft of ``view`` (newest first), with its quorum count; an
+    active approval past approval_ttl_hours shows as ``lapsed`` before cleanup marks it."""
+    cutoff = lapse_cutoff(config, now_ts())
+    items: list[ApprovalRecord] = []
+    counted: list[str] = []
+    for row in uow.approvals.list_for(view.id, limit=MAX_LISTED):
+        status = row["status"]
+        if status == "active" and row["created_at"] < cutoff:
+            status = "lapsed"
+        expires_at = approval_expires_at(config, row["created_at"])
+        if status == "active" and row["content_sha256"] == view.content_sha256:
+            counted.append(expires_at)
+        items.append(
+            ApprovalRecord.model_validate({**row, "status": status, "expires_at": expires_at})
+        )
+    return ApprovalList(
+        items=items,
+        have=view.approvals.have,
+        need=view.approvals.need,
+        expires_at=min(counted) if counted and view.status in _OPEN else None,
+    )
