@@ -38,6 +38,7 @@ BOTH_BACKENDS = (
     "tests/integration/test_worker_gateway.py",
     "tests/integration/test_worker_store.py",
     "tests/integration/test_postgres.py",
+    "tests/integration/test_approval_race.py",
 )
 _ROOT = Path(__file__).resolve().parent.parent
 _pg_outcomes: dict[str, int] = {}

@@ -6,6 +6,8 @@ Run as ``python -m tests.e2e.helpers_store MODE ...`` with ``OPS_DATA_DIR`` set:
   exists, approve DRAFT_ID with auto_run, print one JSON line ``{approved_id, run_id}``.
 - ``approve-many DRAFT_ID START_FILE THREADS``: the same from THREADS threads at once, one
   JSON line per thread.
+- ``approve-as NAME DRAFT_ID START_FILE``: like ``approve``, as operator token NAME, printing
+  ``{approved_id|null, run_id, have, need}`` (approval policies: the quorum may not be met).
 - ``stream``: print ``ready``, then create and approve drafts (auto_run) forever, printing each
   approved id only after its transaction has committed.
 
@@ -51,6 +53,35 @@ def approve_once(draft_id: str, start_file: Path) -> int:
             return 1
         run_id = result.run.id if result.run is not None else None
         _say(json.dumps({"approved_id": result.approved.id, "run_id": run_id}))
+        return 0
+    finally:
+        services.close()
+
+
+def approve_as(name: str, draft_id: str, start_file: Path) -> int:
+    """Approve one draft as operator ``name`` as soon as the start file appears."""
+    services = build_services(Settings())
+    actor = Principal(role=Role.OPERATOR, name=name)
+    try:
+        _say("ready")
+        deadline = time.monotonic() + 60
+        while not start_file.exists():
+            if time.monotonic() > deadline:
+                _say(json.dumps({"error": "start file never appeared"}))
+                return 1
+            time.sleep(0.001)
+        try:
+            result = services.approvals.approve(draft_id=draft_id, actor=actor, auto_run=True)
+        except OpsError as exc:
+            _say(json.dumps({"error": f"{exc.code}: {exc.message}"}))
+            return 1
+        answer = {
+            "approved_id": result.approved.id if result.approved is not None else None,
+            "run_id": result.run.id if result.run is not None else None,
+            "have": result.approvals.have,
+            "need": result.approvals.need,
+        }
+        _say(json.dumps(answer))
         return 0
     finally:
         services.close()
@@ -113,6 +144,8 @@ def main(argv: list[str]) -> int:
         return approve_once(argv[1], Path(argv[2]))
     if argv[:1] == ["approve-many"] and len(argv) == 4:
         return approve_many(argv[1], Path(argv[2]), int(argv[3]))
+    if argv[:1] == ["approve-as"] and len(argv) == 4:
+        return approve_as(argv[1], argv[2], Path(argv[3]))
     if argv == ["stream"]:
         return stream()
     sys.stderr.write("usage: helpers_store approve DRAFT_ID START_FILE | stream\n")
