@@ -4,7 +4,8 @@ A third front door beside the API and MCP: Jinja2 templates, htmx and a few line
 JavaScript (all served from the package: no CDN), routes that call the same core services
 as the API routes under the same permission table. ``web`` holds the request cycle
 (session, Origin and CSRF checks, authorization, error pages), ``security`` the headers;
-the pages live in ``entry`` (sign-in, static files), ``pages``, ``review``, ``authoring``,
+the pages live in ``entry`` (sign-in, static files), ``pages``, ``review``, ``batch``
+(approve selected drafts), ``authoring``,
 ``admin``, ``webhooks`` and ``stream`` (live events for the session).
 """
 
@@ -23,6 +24,7 @@ def install_console(app: FastAPI, settings: Settings, services: Services) -> Non
     the OAuth consent page: the console's catch-all comes last)."""
     from gateway.console.admin import install_admin
     from gateway.console.authoring import install_authoring
+    from gateway.console.batch import install_batch
     from gateway.console.entry import install_entry
     from gateway.console.pages import install_pages
     from gateway.console.review import install_review
@@ -35,6 +37,7 @@ def install_console(app: FastAPI, settings: Settings, services: Services) -> Non
     install_pages(console)
     install_authoring(console)  # /drafts/new before /drafts/{id}
     install_review(console)
+    install_batch(console)
     install_admin(console)
     install_webhooks(console)
     install_stream(console)

@@ -11,11 +11,12 @@ from typing import Any
 from starlette.responses import Response
 
 from core.auth import Action
-from core.errors import InputValidationError
+from core.errors import ConflictStateError, InputValidationError
 from core.models import DraftStatus, RunStatus
 from gateway.console.review import run_target
 from gateway.console.security import CONSOLE_PREFIX
 from gateway.console.web import Console, Ctx
+from gateway.problems import status_of
 
 __all__ = ["install_pages"]
 
@@ -93,22 +94,29 @@ def install_pages(console: Console) -> None:
             "approved.html", page=page, task_id=task_id or "", paged=ctx.query("cursor") is not None
         )
 
-    @console.route("/approved/{id}", action=Action.READ)
-    async def approved_item(ctx: Ctx) -> Response:
+    async def approved_page(ctx: Ctx, *, http_status: int = 200, problem: str = "") -> Response:
         item = await ctx.call(ctx.services.approvals.get, approved_id=ctx.request.path_params["id"])
         runs = await ctx.call(ctx.services.runs.list, approved_id=item.id, limit=PAGE_SIZE)
-        return ctx.render("approved_item.html", item=item, runs=runs.items)
+        return ctx.render("approved_item.html", http_status=http_status, item=item,
+                          runs=runs.items, problem=problem)  # fmt: skip
+
+    @console.route("/approved/{id}", action=Action.READ)
+    async def approved_item(ctx: Ctx) -> Response:
+        return await approved_page(ctx)
 
     @console.route("/approved/{id}/run", action=Action.RUN_CREATE, methods=("POST",))
     async def create_run(ctx: Ctx) -> Response:
         executor, agent = run_target(ctx)
-        run, _ = await ctx.call(
-            ctx.services.runs.create,
-            approved_id=ctx.request.path_params["id"],
-            actor=ctx.principal,
-            executor=executor,
-            agent=agent,
-        )
+        try:
+            run, _ = await ctx.call(
+                ctx.services.runs.create,
+                approved_id=ctx.request.path_params["id"],
+                actor=ctx.principal,
+                executor=executor,
+                agent=agent,
+            )
+        except (ConflictStateError, InputValidationError) as exc:  # e.g. "approval expired"
+            return await approved_page(ctx, http_status=status_of(exc), problem=exc.message)
         return ctx.redirect(f"{CONSOLE_PREFIX}/runs/{run.id}")
 
     @console.route("/runs", action=Action.READ)

@@ -4,6 +4,9 @@ or reject with a reason.
 Approving sends the ``content_sha256`` and revision the page showed. If the draft or the
 plan changed in between, core refuses (412 ``REVISION_MISMATCH``) and the page comes back
 saying so, with the diff from what was seen to what is there now, instead of approving.
+Under a quorum (``approvals_required`` > 1) an approval that does not complete it is
+recorded and the page says "1 of 2 approvals — needs 1 more"; the approval that completes
+it makes the approved item (and run) as a single approval does.
 """
 
 from __future__ import annotations
@@ -16,7 +19,15 @@ from starlette.responses import Response
 
 from core.auth import Action
 from core.errors import InputValidationError, OpsError, RevisionMismatchError
-from core.models import DraftStatus, DraftView, Executor, Plan, Scope
+from core.models import (
+    ApprovalList,
+    ApprovalRecord,
+    DraftStatus,
+    DraftView,
+    Executor,
+    Plan,
+    Scope,
+)
 from core.services.drafts import MAX_REVISION
 from gateway.console.diffview import side_by_side, unified_rows
 from gateway.console.security import CONSOLE_PREFIX
@@ -70,11 +81,13 @@ async def review_values(
     draft = await ctx.call(services.drafts.get, draft_id=draft_id)
     plan = await ctx.call(services.plan.get)
     revisions = await ctx.call(services.drafts.revisions, draft_id=draft_id, limit=200)
+    approvals = await ctx.call(services.approvals.approvals_of, draft_id=draft_id)
     approved = None
     runs: list[Any] = []
     if draft.status is DraftStatus.APPROVED:
         approved = await ctx.call(services.approvals.of_draft, draft_id=draft_id)
-        if approved is not None:
+        if approved is not None:  # read again by id: that read tells whether it expired
+            approved = await ctx.call(services.approvals.get, approved_id=approved.id)
             runs = (await ctx.call(services.runs.list, approved_id=approved.id, limit=20)).items
     return {
         "draft": draft,
@@ -84,11 +97,26 @@ async def review_values(
         "diff": await diff_context(ctx, draft, start, end),
         "view": "unified" if ctx.query("view") == "unified" else "split",
         "approved": approved,
+        "approvals": approvals,
+        "mine": _mine(ctx, draft, approvals),
+        "recorded": ctx.query("recorded") == "1",
         "runs": runs,
         "decidable": draft.status is DraftStatus.DRAFT
         or (draft.status is DraftStatus.ERROR and bool(draft.content)),
         "events_after": await ctx.call(services.event_log.head),
     }
+
+
+def _mine(ctx: Ctx, draft: DraftView, approvals: ApprovalList) -> ApprovalRecord | None:
+    """The signed-in token's approval of the current hash, if it gave one."""
+    for item in approvals.items:
+        if (
+            item.actor == ctx.principal.actor
+            and item.status == "active"
+            and item.content_sha256 == draft.content_sha256
+        ):
+            return item
+    return None
 
 
 def run_target(ctx: Ctx) -> tuple[Executor | None, str | None]:
@@ -148,10 +176,10 @@ def install_review(console: Console) -> None:
             return ctx.render(
                 "review.html", http_status=status_of(exc), problem=exc.message, **values
             )
+        if result.approved is None:  # recorded; the quorum needs more approvals
+            return ctx.redirect(f"{CONSOLE_PREFIX}/drafts/{draft_id}?recorded=1")
         if result.run is not None:
             return ctx.redirect(f"{CONSOLE_PREFIX}/runs/{result.run.id}")
-        if result.approved is None:  # a quorum of several approvals is still gathering
-            return ctx.redirect(f"{CONSOLE_PREFIX}/drafts/{draft_id}")
         return ctx.redirect(f"{CONSOLE_PREFIX}/approved/{result.approved.id}")
 
     async def _changed(

@@ -118,6 +118,15 @@ class ConsoleServer:
     def log(self) -> str:
         return self.stderr.read_text(encoding="utf-8", errors="replace")
 
+    def create_token(self, role: str, name: str) -> str:
+        """A registry token made by ``ops-trigger token create`` (printed once)."""
+        made = subprocess.run(
+            [_executable(), "token", "create", "--role", role, "--name", name],
+            env=_env(self.data_dir), capture_output=True, text=True, timeout=60, check=False,
+        )  # fmt: skip
+        assert made.returncode == 0, made.stderr
+        return made.stdout.strip()
+
 
 def start_server(root: Path) -> Iterator[ConsoleServer]:
     data_dir = root / "data"
@@ -175,12 +184,15 @@ class Browser:
         page.set_default_timeout(15_000)
         return page
 
-    def sign_in(self, page: Any, role: str, *, next_path: str = "") -> None:
+    def sign_in(
+        self, page: Any, role: str, *, next_path: str = "", token: str | None = None
+    ) -> None:
+        """Sign in with the env token of ``role`` (or ``token``, say a registry token)."""
         self.context.clear_cookies()
         page.goto(
             f"{self.server.url}/console/sign-in" + (f"?next={next_path}" if next_path else "")
         )
-        page.fill("#token", TOKENS[role])
+        page.fill("#token", token or TOKENS[role])
         page.click("button[type=submit]")
         page.wait_for_selector("[data-actor]")
 
@@ -202,7 +214,6 @@ def start_browser(server: ConsoleServer, shots: Path) -> Iterator[Browser]:
     executable = chromium_or_skip()
     from playwright.sync_api import sync_playwright
 
-    own = urlsplit(server.url)
     profile = Path(tempfile.mkdtemp(prefix="ops-chromium-"))
     with sync_playwright() as playwright:
         context = playwright.chromium.launch_persistent_context(
@@ -213,20 +224,69 @@ def start_browser(server: ConsoleServer, shots: Path) -> Iterator[Browser]:
             viewport={"width": 1280, "height": 900},
         )
         browser = Browser(context=context, server=server, shots=shots)
-
-        def guard(route: Any) -> None:
-            target = urlsplit(route.request.url)
-            if target.scheme in ("data", "blob", "about"):
-                route.continue_()
-            elif (target.hostname, target.port) == (own.hostname, own.port):
-                route.continue_()
-            else:
-                browser.foreign.append(route.request.url)
-                route.abort()
-
-        context.route("**/*", guard)
+        _refuse_foreign(browser)
         try:
             yield browser
         finally:
             context.close()
             shutil.rmtree(profile, ignore_errors=True)
+
+
+def _refuse_foreign(browser: Browser) -> None:
+    """Abort (and record) every request of ``browser`` to a host other than the gateway."""
+    own = urlsplit(browser.server.url)
+
+    def guard(route: Any) -> None:
+        target = urlsplit(route.request.url)
+        if target.scheme in ("data", "blob", "about"):
+            route.continue_()
+        elif (target.hostname, target.port) == (own.hostname, own.port):
+            route.continue_()
+        else:
+            browser.foreign.append(route.request.url)
+            route.abort()
+
+    browser.context.route("**/*", guard)
+
+
+@dataclass
+class People:
+    """One Chromium holding several isolated contexts: people signed in at the same time
+    with different tokens (their cookies, storage and sessions are apart)."""
+
+    chromium: Any
+    server: ConsoleServer
+    shots: Path
+    contexts: list[Browser] = field(default_factory=list)
+
+    def person(self) -> Browser:
+        context = self.chromium.new_context(viewport={"width": 1280, "height": 900})
+        browser = Browser(context=context, server=self.server, shots=self.shots)
+        _refuse_foreign(browser)
+        self.contexts.append(browser)
+        return browser
+
+    @property
+    def foreign(self) -> list[str]:
+        return [url for browser in self.contexts for url in browser.foreign]
+
+    def shot(self, page: Any, name: str) -> Path:
+        """As ``Browser.shot`` (the page may be of any of the contexts)."""
+        return Browser(context=None, server=self.server, shots=self.shots).shot(page, name)
+
+
+def start_people(server: ConsoleServer, shots: Path) -> Iterator[People]:
+    executable = chromium_or_skip()
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(
+            executable_path=str(executable), args=CHROMIUM_ARGS, headless=True
+        )
+        people = People(chromium=chromium, server=server, shots=shots)
+        try:
+            yield people
+        finally:
+            for browser in people.contexts:
+                browser.context.close()
+            chromium.close()
