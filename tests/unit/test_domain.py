@@ -191,6 +191,9 @@ def test_config_defaults_match_the_contract() -> None:
         "event_ttl_days": 7,
         "draft_ttl_days": 7,
         "run_ttl_days": 30,
+        "approvals_required": 1,
+        "approval_ttl_hours": 72,
+        "approved_ttl_days": 30,
     }
 
 
