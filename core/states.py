@@ -1,4 +1,5 @@
-"""Explicit transition tables for drafts and runs; an illegal move raises ``ConflictStateError``."""
+"""Explicit transition tables for drafts, approvals and runs; an illegal move raises
+``ConflictStateError``."""
 
 from __future__ import annotations
 
@@ -6,12 +7,14 @@ from core.errors import ConflictStateError
 from core.models import DraftStatus, RunStatus
 
 __all__ = [
+    "APPROVAL_TRANSITIONS",
     "DRAFT_EDITABLE",
     "DRAFT_TRANSITIONS",
     "RUN_ACTIVE",
     "RUN_SOURCES",
     "RUN_TERMINAL",
     "RUN_TRANSITIONS",
+    "check_approval_transition",
     "check_draft_transition",
     "check_run_transition",
 ]
@@ -26,6 +29,15 @@ DRAFT_TRANSITIONS: dict[DraftStatus, frozenset[DraftStatus]] = {
 }
 
 DRAFT_EDITABLE = frozenset({DraftStatus.DRAFT, DraftStatus.ERROR})
+
+# A recorded approval (SPEC section 19) counts while active; an edit voids it, age lapses it,
+# the quorum it completes uses it. Nothing comes back.
+APPROVAL_TRANSITIONS: dict[str, frozenset[str]] = {
+    "active": frozenset({"void", "lapsed", "used"}),
+    "void": frozenset(),
+    "lapsed": frozenset(),
+    "used": frozenset(),
+}
 
 RUN_TRANSITIONS: dict[RunStatus, frozenset[RunStatus]] = {
     RunStatus.PENDING: frozenset({RunStatus.RUNNING, RunStatus.CANCELLED, RunStatus.ERROR}),
@@ -48,6 +60,14 @@ RUN_SOURCES: dict[RunStatus, frozenset[RunStatus]] = {
     target: frozenset(s for s, targets in RUN_TRANSITIONS.items() if target in targets)
     for target in RunStatus
 }
+
+
+def check_approval_transition(current: str, target: str) -> None:
+    if target not in APPROVAL_TRANSITIONS.get(current, frozenset()):
+        raise ConflictStateError(
+            f"an approval in status '{current}' cannot become '{target}'",
+            detail={"status": current, "target": target},
+        )
 
 
 def check_draft_transition(current: DraftStatus, target: DraftStatus) -> None:

@@ -224,3 +224,14 @@ def test_batch_approves_each_item_on_its_own(
     assert isinstance(results[1], RevisionMismatchError)
     assert [r.approved.note for r in (results[0], results[2])] == ["batch", "batch"]
     assert services.drafts.get(draft_id=drafts[1].id).status is DraftStatus.DRAFT
+
+
+def test_approval_statuses_follow_their_transition_table() -> None:
+    from core.states import APPROVAL_TRANSITIONS, check_approval_transition
+
+    assert APPROVAL_TRANSITIONS["active"] == {"void", "lapsed", "used"}
+    for done in ("void", "lapsed", "used"):
+        with pytest.raises(ConflictStateError):
+            check_approval_transition(done, "active")
+    with pytest.raises(ConflictStateError):
+        check_approval_transition("active", "active")

@@ -8,6 +8,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from core.states import check_approval_transition
 from core.storage import tables as t
 from core.storage.repos.base import Repo, row_dict
 
@@ -46,11 +47,13 @@ class ApprovalRepo(Repo):
 
     def close_active(self, draft_id: str, *, status: str) -> int:
         """Mark every active approval of the draft ``status`` (void, used); how many."""
+        check_approval_transition(_ACTIVE, status)
         result = self.conn.execute(_SET_STATUS, {"where_draft": draft_id, "new_status": status})
         return int(result.rowcount or 0)
 
     def close_token(self, draft_id: str, token_key: str, *, status: str) -> None:
         """Close one token's active approval of the draft (lapsed, or of another hash)."""
+        check_approval_transition(_ACTIVE, status)
         self.conn.execute(
             sa.update(_A)
             .where(_A.c.draft_id == draft_id, _A.c.token_key == token_key, _A.c.status == _ACTIVE)
