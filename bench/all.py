@@ -14,6 +14,9 @@ in-process run figures, events, webhooks, console) before the summary; ``--table
 leaves them out.
 
     .venv/bin/python bench/all.py [--table-only] [--only gateway,runs_http,...]
+
+With ``--only`` the results already in ``BENCH_RESULTS`` are kept (a partial run replaces
+the figures it measures) and the summary shows them all.
 """
 
 from __future__ import annotations
@@ -68,8 +71,9 @@ def main() -> int:
     args = parser.parse_args()
     results = Path(os.environ.get("BENCH_RESULTS") or tempfile.mkdtemp(prefix="ops-bench-"))
     results.mkdir(parents=True, exist_ok=True)
-    for old in results.glob("*.json"):
-        old.unlink()
+    if not args.only:  # a partial run adds to (and replaces figures of) an earlier one
+        for old in results.glob("*.json"):
+            old.unlink()
     pg, why = benchlib.postgres_server()
     scale = benchlib.scale_name()
     say(f"make bench: {scale} sizes (BENCH_SCALE={'small' if scale == 'small' else 'full'}); "

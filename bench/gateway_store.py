@@ -3,16 +3,14 @@
 - ``seed``: an approved item to read and the token files;
 - ``fill_page`` / ``add_drafts``: the drafts page (50 drafts, 74 KB) and the drafts the wrk
   approvals consume (inserted in bulk with SQLAlchemy Core, as the store's own rows);
-- ``raw_approvals_per_s``: plain driver transactions approving drafts. On SQLite, plain
-  sqlite3 with the approve statements (``bench/store.py``'s ``RawApprover``); on PostgreSQL,
-  plain psycopg replaying the exact statements the services issued for the same approvals
-  (``bench/approvals_pg.py``), one transaction per approval.
+- ``raw_approvals_per_s``: plain driver transactions approving drafts: plain sqlite3 or
+  psycopg replaying the exact statements the services issued for the same approvals
+  (``bench/replay_sqlite.py``, ``bench/approvals_pg.py``), one transaction per approval.
 """
 
 from __future__ import annotations
 
 import tempfile
-import time
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -26,6 +24,7 @@ from core.storage import tables as t
 from core.timeutil import now_ts
 
 ADMIN = Principal(role=Role.ADMIN, name="bench")
+OPERATOR = Principal(role=Role.OPERATOR, name="bench-op")
 ITEM_CONTENT = "Split parse() into tokenize() and build(); keep the public API. " * 20
 PAGE_CONTENT = "Split parse() into tokenize() and build(). " * 25  # 50 drafts: 74 KB
 
@@ -96,23 +95,27 @@ def raw_approvals_per_s(root: Path, server: str | None, count: int) -> float:
 
 
 def _raw_sqlite(root: Path, count: int) -> float:
-    from bench.store import RawApprover, _draft_rows, _insert_drafts, _raw_connection
+    from bench.replay_sqlite import ReplayApprover, record
+    from bench.store import _draft_rows, _insert_drafts, _raw_connection
 
-    data = Path(tempfile.mkdtemp(prefix="raw-", dir=root))
-    build_services(Settings(data_dir=data)).close()
+    base = Path(tempfile.mkdtemp(prefix="raw-", dir=root))
     rows = _draft_rows(count + 1, "raw")
-    conn = _raw_connection(data / "ops.db")
-    _insert_drafts(conn, rows)
-    conn.close()
-    raw = RawApprover(data / "ops.db")
+    for name in ("record", "raw"):
+        build_services(Settings(data_dir=base / name)).close()
+        conn = _raw_connection(base / name / "ops.db")
+        _insert_drafts(conn, rows)
+        conn.close()
+    recorder = build_services(Settings(data_dir=base / "record"))
     try:
-        raw.approve(rows[0])
-        started = time.perf_counter()
-        for row in rows[1:]:
-            raw.approve(row)
-        return count / (time.perf_counter() - started)
+        calls = record(recorder, [str(r[0]) for r in rows], OPERATOR)
     finally:
-        raw.conn.close()
+        recorder.close()
+    raw = ReplayApprover(base / "raw" / "ops.db", calls)
+    try:
+        raw.approve(0)
+        return raw.rate(range(1, count + 1))
+    finally:
+        raw.close()
 
 
 def _raw_postgres(server: str, count: int) -> float:
