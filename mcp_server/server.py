@@ -227,9 +227,13 @@ def get_approved(ctx: Ctx, approved_id: ApprovedId) -> Approved:
     note, and expired (true: approved too long ago with no run started; it can no longer be
     run and should not be worked on)."""
     with tool_errors():
-        store = _store(ctx)
-        item = store.approved(approved_id)
-        return item.model_copy(update={"expired": store.get().approvals.expired(item=item)})
+        return _current(_store(ctx), approved_id)
+
+
+def _current(store: Store, approved_id: str) -> Approved:
+    """The (cached, verified) item with ``expired`` as of now."""
+    item = store.approved(approved_id)
+    return item.model_copy(update={"expired": store.get().approvals.expired(item=item)})
 
 
 @mcp.tool(annotations=READ_ONLY)
@@ -342,7 +346,7 @@ def approved_resource() -> str:
 def approved_item_resource(approved_id: str, ctx: Ctx) -> str:
     """One approved item, with its prompt and content, as JSON."""
     with resource_errors():
-        return _store(ctx).approved(approved_id).model_dump_json(indent=2)
+        return _current(_store(ctx), approved_id).model_dump_json(indent=2)
 
 
 @mcp.resource("ops://runs/{run_id}", name="run", title="Run", mime_type=JSON)

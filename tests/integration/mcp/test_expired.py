@@ -30,3 +30,17 @@ async def test_get_and_list_approved_say_when_an_item_expired(
     expired = {i["id"]: i["expired"] for i in page.structured_content["items"]}
     # from_task has only a pending run, which never started.
     assert expired == {world.main.id: False, world.from_task.id: True, world.bare.id: True}
+
+
+async def test_the_approved_item_resource_says_expired_too(
+    client: Client, world: World, services: Services
+) -> None:
+    import json
+
+    raw = RawDb(services.settings)
+    try:
+        raw("UPDATE approved SET approved_at = '2000-01-01T00:00:00.000000Z'")
+    finally:
+        raw.close()
+    result = await client.read_resource(f"ops://approved/{world.bare.id}")
+    assert json.loads(result.contents[0].text)["expired"] is True
