@@ -28,21 +28,24 @@ _OPEN = (DraftStatus.DRAFT, DraftStatus.ERROR)
 def with_counts(
     uow: UnitOfWork, shown: list[DraftView], plan: Plan, config: Config
 ) -> list[DraftView]:
-    """``shown`` with ``approvals`` filled in: one query for every open draft of the page."""
+    """``shown`` (views built for this read) with ``approvals`` filled in, in place: one query
+    for every open draft of the page."""
     cutoff = lapse_cutoff(config, now_ts())
     open_ids = [view.id for view in shown if view.status in _OPEN]
     records = uow.approvals.counts(open_ids, since=cutoff) if open_ids else {}
-    result = []
+    needs: dict[str | None, int] = {}
     for view in shown:
-        need = need_for(config, plan, view.task_id)
+        need = needs.get(view.task_id)
+        if need is None:
+            need = needs[view.task_id] = need_for(config, plan, view.task_id)
         if view.status is DraftStatus.APPROVED:
             have = need
         elif view.status in _OPEN:
             have = count_have(records.get(view.id, []), sha=view.content_sha256, cutoff=cutoff)
         else:
             have = 0
-        result.append(view.model_copy(update={"approvals": ApprovalCount(have=have, need=need)}))
-    return result
+        view.approvals = ApprovalCount.model_construct(have=have, need=need)
+    return shown
 
 
 def approval_list(uow: UnitOfWork, view: DraftView, config: Config) -> ApprovalList:
