@@ -28,7 +28,7 @@ from pydantic import BaseModel, Field
 
 from core import __version__
 from core.config import Settings
-from core.errors import OpsError
+from core.errors import ConflictStateError, OpsError
 from core.models import Approved, LogLine, Page, Plan, Run, RunStatus, Scope, StatusReport
 from core.storage.failures import as_storage_error
 from mcp_server.dispatch import DispatchRole, build_dispatch
@@ -362,7 +362,14 @@ def run_resource(run_id: str, ctx: Ctx) -> str:
 def _dispatch(ctx: Ctx, role: DispatchRole, approved_id: str, **kwargs: str) -> str:
     with prompt_errors():
         store = _store(ctx)
-        approved = store.approved(approved_id)
+        approved = _current(store, approved_id)
+        if approved.expired:  # fail closed: work that can no longer be run is not handed out
+            raise ConflictStateError(
+                f"approved item {approved_id}: approval expired (approved "
+                f"{approved.approved_at}, no run started within approved_ttl_days); it can no "
+                "longer be dispatched or run: a new draft needs a new approval",
+                detail={"approved_id": approved_id, "expired": True},
+            )
         return build_dispatch(role, approved, store.get().plan.get(), **kwargs).text
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from mcp import Client
+from mcp import Client, MCPError
 
 from core.bootstrap import Services
 from tests.backends import RawDb
@@ -44,3 +44,24 @@ async def test_the_approved_item_resource_says_expired_too(
         raw.close()
     result = await client.read_resource(f"ops://approved/{world.bare.id}")
     assert json.loads(result.contents[0].text)["expired"] is True
+
+
+async def test_dispatch_prompts_refuse_an_expired_item(
+    client: Client, world: World, services: Services
+) -> None:
+    raw = RawDb(services.settings)
+    try:  # before the server read the items (an approved item never changes, so it caches it)
+        raw("UPDATE approved SET approved_at = '2000-01-01T00:00:00.000000Z'")
+    finally:
+        raw.close()
+    for name, extra in (
+        ("orch_dispatch", {}),
+        ("sub_dispatch", {"agent": "builder"}),
+        ("editp_dispatch", {"file": "src/app.py"}),
+    ):
+        with pytest.raises(MCPError) as caught:
+            await client.get_prompt(name, {"approved_id": world.bare.id} | extra)
+        assert "approval expired" in caught.value.message
+        assert world.bare.content not in caught.value.message
+    ran = await client.get_prompt("orch_dispatch", {"approved_id": world.main.id})
+    assert world.main.id in str(ran.messages[0].content)  # it ran once: it never expires
