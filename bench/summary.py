@@ -5,7 +5,7 @@ and prints one row per figure: the figure, its value on each backend, the goal, 
 ``--markdown`` prints the table of docs/performance.md (with issue 10's "now" column and the
 command that printed each figure).
 
-    .venv/bin/python bench/summary.py [DIR] [--markdown]
+    .venv/bin/python bench/summary.py [DIR] [--markdown [--before DIR]]
 """
 
 from __future__ import annotations
@@ -58,11 +58,20 @@ def _met(entries: list[dict[str, object] | None]) -> str:
     )
 
 
-def table(results: dict[tuple[str, str], dict[str, object]], *, markdown: bool) -> str:
+Results = dict[tuple[str, str], dict[str, object]]
+
+
+def table(results: Results, *, markdown: bool, before: Results | None = None) -> str:
+    """The summary (figure, SQLite, PostgreSQL, goal, met?); ``markdown``: the docs table,
+    with issue 10's "now" column, the ``before`` results (if given) and the command."""
     rows = []
     if markdown:
-        rows.append("| figure | before (issue 10) | SQLite | PostgreSQL | goal | met? | command |")
-        rows.append("|---|---|---|---|---|---|---|")
+        head = ["figure", "goal", "before: issue 10 (SQLite)"]
+        if before is not None:
+            head += ["before: SQLite", "before: PostgreSQL"]
+        head += ["SQLite", "PostgreSQL", "met?", "command"]
+        rows.append("| " + " | ".join(head) + " |")
+        rows.append("|" + "---|" * len(head))
     else:
         rows.append("| figure | SQLite | PostgreSQL | goal | met? |")
         rows.append("|---|---|---|---|---|")
@@ -71,8 +80,10 @@ def table(results: dict[tuple[str, str], dict[str, object]], *, markdown: bool) 
         postgres = results.get((figure.key, POSTGRES))
         cells = [_cell(sqlite, markdown), _cell(postgres, markdown)]
         if markdown:
-            line = [figure.label, figure.before, *cells, figure.goal_text]
-            line += [_met([sqlite, postgres]), f"`{figure.command}`"]
+            line = [figure.label, figure.goal_text, figure.before]
+            if before is not None:
+                line += [_cell(before.get((figure.key, b)), False) for b in (SQLITE, POSTGRES)]
+            line += [*cells, _met([sqlite, postgres]), f"`{figure.command}`"]
         else:
             line = [figure.label, *cells, figure.goal_text, _met([sqlite, postgres])]
         rows.append("| " + " | ".join(line) + " |")
@@ -83,11 +94,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("directory", nargs="?", default=os.environ.get("BENCH_RESULTS"))
     parser.add_argument("--markdown", action="store_true", help="the docs table")
+    parser.add_argument("--before", type=Path, default=None, help="results of an earlier run")
     args = parser.parse_args()
     if not args.directory:
         raise SystemExit("no results directory: pass DIR or set BENCH_RESULTS")
     results = load(Path(args.directory))
-    sys.stdout.write(table(results, markdown=args.markdown) + "\n")
+    before = load(args.before) if args.before else None
+    sys.stdout.write(table(results, markdown=args.markdown, before=before) + "\n")
     missing = [
         f"{f.key} ({b})" for f in FIGURES for b in (SQLITE, POSTGRES) if (f.key, b) not in results
     ]
