@@ -261,7 +261,7 @@ def _tokens(data_dir: Path) -> dict[str, str]:
 
 
 def _writes(
-    gw_url: str, gw_pid: int, token: str, root: Path, rounds: int, count: int
+    gw_url: str, gw_pid: int, token: str, root: Path, rounds: int, count: int, backend: str
 ) -> tuple[list[float], list[float], float, float]:
     """Writes/s of the gateway and of the OPS v2-like baseline, in alternating rounds;
     and the CPU seconds per write of each server."""
@@ -274,7 +274,7 @@ def _writes(
         writes_per_s(v2_url, TOKEN, 5, prefix="")  # warm-up, both
         writes_per_s(gw_url, token, 5)
         for _ in range(rounds):
-            with benchlib.profiled(gw_pid, "writes_v2"):
+            with benchlib.profiled(gw_pid, f"writes_v2.{backend}"):
                 before = _cpu_seconds(gw_pid)
                 ours.append(writes_per_s(gw_url, token, count))
                 cpu_ours += _cpu_seconds(gw_pid) - before
@@ -346,7 +346,7 @@ def main() -> None:
                 approvals = _wrk(gw_url + "/", gw_pid, args.seconds, approve, {})
             raw_after = gs.raw_approvals_per_s(root, args.postgres, raw_count)
             ours, theirs, cpu_ours, cpu_theirs = _writes(
-                gw_url, gw_pid, tokens["admin"], root, args.rounds, args.writes
+                gw_url, gw_pid, tokens["admin"], root, args.rounds, args.writes, backend
             )
         page_bytes = (root / "drafts.json").stat().st_size
 
