@@ -233,6 +233,7 @@ def worker_cpu(server: str | None, backend: str) -> None:
             time.sleep(idle_s)
             idle_rate = (benchlib.cpu_seconds(gw.pid) - before) / idle_s
             cpu_all = wall_all = 0.0
+            user0, sys0 = benchlib.cpu_times(gw.pid)
             for r in range(rounds):
                 before, start = benchlib.cpu_seconds(gw.pid), time.perf_counter()
                 ids = [
@@ -245,6 +246,7 @@ def worker_cpu(server: str | None, backend: str) -> None:
                 cpu = benchlib.cpu_seconds(gw.pid) - before
                 per_run.append((cpu - idle_rate * wall) / runs * 1000)
                 cpu_all, wall_all = cpu_all + cpu, wall_all + wall
+            user1, sys1 = benchlib.cpu_times(gw.pid)
     finally:
         fake.close()
     per_run_ms = statistics.median(per_run)
@@ -261,7 +263,9 @@ def worker_cpu(server: str | None, backend: str) -> None:
     )
     say(
         f"   serve process: {cpu_all:.2f} s CPU over {rounds} x {runs} runs in {wall_all:.2f} s "
-        f"wall, minus idle {idle_rate * 1000:.1f} ms CPU per second; rounds: "
+        f"wall ({(user1 - user0) * 1000 / (runs * rounds):.1f} ms user + "
+        f"{(sys1 - sys0) * 1000 / (runs * rounds):.1f} ms system per run), minus idle "
+        f"{idle_rate * 1000:.1f} ms CPU per second; rounds: "
         + ", ".join(f"{v:.2f} ms" for v in per_run)
     )
 
