@@ -75,7 +75,8 @@ class ApprovalService(Service):
         """The approved item made from ``draft_id``, if it was approved."""
         validate_id(IdKind.DRAFT, draft_id)
         with self._uow() as uow:
-            return uow.approved.get_by_draft(draft_id)
+            item = uow.approved.get_by_draft(draft_id)
+            return None if item is None else with_expired(uow, [item], load_config(uow))[0]
 
     def marker(self) -> tuple[int, int]:
         """(count, highest seq) of the approved set: it changes whenever an item is approved."""

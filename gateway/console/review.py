@@ -86,8 +86,7 @@ async def review_values(
     runs: list[Any] = []
     if draft.status is DraftStatus.APPROVED:
         approved = await ctx.call(services.approvals.of_draft, draft_id=draft_id)
-        if approved is not None:  # read again by id: that read tells whether it expired
-            approved = await ctx.call(services.approvals.get, approved_id=approved.id)
+        if approved is not None:
             runs = (await ctx.call(services.runs.list, approved_id=approved.id, limit=20)).items
     return {
         "draft": draft,
