@@ -34,6 +34,7 @@ BOTH_BACKENDS = (
     "tests/integration/gateway/",
     "tests/integration/test_store.py",
     "tests/integration/test_store_counters.py",
+    "tests/integration/test_policy_migration.py",
     "tests/integration/test_worker.py",
     "tests/integration/test_worker_gateway.py",
     "tests/integration/test_worker_store.py",
