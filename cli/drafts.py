@@ -13,7 +13,7 @@ from rich.text import Text
 
 from cli.approve import approve
 from cli.client import segment
-from cli.draft_view import fetch_approvals, render_draft, render_revision
+from cli.draft_view import approvals_cell, fetch_approvals, render_draft, render_revision
 from cli.reads import fetch_page, more_hint
 from cli.remote import Gateway, json_option, paging_options, remote_command
 from cli.render import cell, console, emit_json, list_table, one_line
@@ -32,19 +32,22 @@ def drafts() -> None:
 @remote_command
 @click.option("--status", type=click.Choice(DRAFT_STATUSES), default=None, help="Only this status.")
 @click.option("--task", "task_id", default=None, help="Only drafts of this task id.")
+@click.option("--waiting", is_flag=True,
+              help="Only drafts with approvals gathered and the quorum not yet met.")  # fmt: skip
 @paging_options
 @json_option
 def drafts_list(
     gateway: Gateway,
     status: str | None,
     task_id: str | None,
+    waiting: bool,
     limit: int,
     cursor: str | None,
     all_pages: bool,
     as_json: bool,
 ) -> None:
-    """List drafts, newest first (GET /ops/drafts)."""
-    params = {"status": status, "task_id": task_id}
+    """List drafts, newest first, with their approvals have/need (GET /ops/drafts)."""
+    params = {"status": status, "task_id": task_id, "waiting": True if waiting else None}
     page = fetch_page(
         gateway, "/ops/drafts", params, limit=limit, cursor=cursor, all_pages=all_pages
     )
@@ -52,11 +55,11 @@ def drafts_list(
         emit_json(page)
         return
     rows = [
-        (d.get("id"), d.get("status"), d.get("revision"), d.get("task_id"), d.get("created_by"),
-         d.get("updated_at"), one_line(d.get("prompt"), 40))
+        (d.get("id"), d.get("status"), d.get("revision"), approvals_cell(d), d.get("task_id"),
+         d.get("created_by"), d.get("updated_at"), one_line(d.get("prompt"), 40))
         for d in page.get("items", [])
     ]  # fmt: skip
-    columns = ["ID", "STATUS", "REV", "TASK", "CREATED BY", "UPDATED", "PROMPT"]
+    columns = ["ID", "STATUS", "REV", "APPROVALS", "TASK", "CREATED BY", "UPDATED", "PROMPT"]
     console().print(list_table(columns, rows))
     more_hint(page)
 

@@ -138,12 +138,12 @@ def approved_list(
         return
     rows = [
         (a.get("id"), a.get("task_id"), a.get("draft_revision"), a.get("approved_by"),
-         a.get("approved_at"), str(a.get("content_sha256", ""))[:12], one_line(a.get("prompt"), 40))
+         a.get("approved_at"), a.get("expired"), str(a.get("content_sha256", ""))[:12],
+         one_line(a.get("prompt"), 40))
         for a in page.get("items", [])
     ]  # fmt: skip
-    console().print(
-        list_table(["ID", "TASK", "REV", "APPROVED BY", "APPROVED AT", "SHA256", "PROMPT"], rows)
-    )
+    columns = ["ID", "TASK", "REV", "APPROVED BY", "APPROVED AT", "EXPIRED", "SHA256", "PROMPT"]
+    console().print(list_table(columns, rows))
     more_hint(page)
 
 
@@ -165,6 +165,7 @@ def approved_show(gateway: Gateway, approved_id: str, as_json: bool) -> None:
                 ("draft", f"{item.get('draft_id')} revision {item.get('draft_revision')}"),
                 ("task", item.get("task_id")),
                 ("approved by", f"{item.get('approved_by')} at {item.get('approved_at')}"),
+                ("expired", _expired(item)),
                 ("note", item.get("note")),
                 ("scope", item.get("scope")),
                 ("content_sha256", item.get("content_sha256")),
@@ -177,3 +178,12 @@ def approved_show(gateway: Gateway, approved_id: str, as_json: bool) -> None:
     show_block(out, "Content", item.get("content") or "")
     if item.get("context"):
         show_block(out, "Context", pretty(item.get("context")))
+
+
+def _expired(item: dict[str, Any]) -> str | None:
+    """Whether the item can still be run, as the gateway reports it."""
+    if item.get("expired") is None:
+        return None
+    if item["expired"]:
+        return "yes: no run started within approved_ttl_days, it can no longer be run"
+    return "no"

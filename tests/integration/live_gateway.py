@@ -82,6 +82,18 @@ class LiveGateway:
         created: dict[str, Any] = self.call("POST", "/ops/drafts", json=body)
         return created
 
+    def token(self, role: str, name: str) -> str:
+        """A named token made in the gateway's store, as ``ops-trigger token create`` does."""
+        from core.bootstrap import build_services
+        from core.models import Role
+
+        services = build_services(self.settings)
+        try:
+            _, value = services.access.create_token(role=Role(role), name=name, actor="cli:test")
+        finally:
+            services.close()
+        return value
+
     def use_provider(self, base_url: str, **entry: Any) -> None:
         values = {"base_url": base_url + "/v1", "model": "fake-model", "max_retries": 0} | entry
         self.call("PUT", "/ops/provider", json={"active": "fake", "providers": {"fake": values}})
