@@ -51,6 +51,21 @@ def slack_text(event: Event, *, public_url: str) -> str:
             f"Draft {subject}{_task(data)} was approved by {actor} as "
             f"{_escape(data.get('approved_id'))}"
         )
+    if kind == EventType.DRAFT_APPROVAL_ADDED:
+        return _approval_added(data, subject, public_url)
+    if kind == EventType.DRAFT_APPROVALS_LAPSED:
+        draft = str(data.get("draft_id") or event.subject)
+        count = _count(data.get("count"))
+        return (
+            f"Draft {_escape(draft)}{_task(data)} lost {_plural(count, 'approval')}: "
+            f"{'it' if count == 1 else 'they'} lapsed before the quorum was met, so it needs "
+            f"approving again — <{review_url(public_url, draft)}>"
+        )
+    if kind == EventType.APPROVED_EXPIRED:
+        return (
+            f"Approved item {subject} of draft {_escape(data.get('draft_id'))}{_task(data)} "
+            "expired without a run: it can no longer be run"
+        )
     if kind == EventType.DRAFT_REJECTED:
         return f"Draft {subject}{_task(data)} was rejected by {actor}"
     if kind == EventType.RUN_CREATED:
@@ -68,6 +83,28 @@ def slack_text(event: Event, *, public_url: str) -> str:
         fields = ", ".join(sorted(data.get("changed") or {})) or "nothing"
         return f"Config updated by {actor}: {_escape(fields)}"
     return f"{_escape(kind)} {subject}"
+
+
+def _count(value: object) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
+def _plural(count: int, noun: str) -> str:
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
+
+
+def _approval_added(data: dict[str, Any], subject: str, public_url: str) -> str:
+    draft = str(data.get("draft_id") or subject)
+    have, need = _count(data.get("have")), _count(data.get("need"))
+    link = review_url(public_url, draft)
+    if have < need:
+        return (
+            f"Draft {_escape(draft)}{_task(data)} needs {need - have} more approval"
+            f"{'' if need - have == 1 else 's'} ({have} of {need}) — <{link}>"
+        )
+    return (
+        f"Draft {_escape(draft)}{_task(data)} has all its approvals ({have} of {need}) — <{link}>"
+    )
 
 
 def body_of(event: Event, *, format: WebhookFormat, public_url: str) -> bytes:

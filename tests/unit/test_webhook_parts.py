@@ -4,6 +4,7 @@ retry policy, target checks and the Slack text."""
 from __future__ import annotations
 
 import base64
+import json
 import random
 import time
 from datetime import UTC, datetime, timedelta
@@ -176,6 +177,46 @@ def test_slack_text_links_a_waiting_draft_to_its_review_page() -> None:
     assert slack_text(finished, public_url="x") == "Run r_01JEXAMPLE finished: done"
     hostile = _event("run.log", "r_1", level="info", msg="<!channel> & co")
     assert "&lt;!channel&gt; &amp; co" in slack_text(hostile, public_url="x")
+
+
+def test_slack_text_of_an_approval_says_how_many_more_are_needed() -> None:
+    data = {"draft_id": "d_01JEXAMPLE", "revision": 2, "content_sha256": "ab" * 32, "have": 1,
+            "need": 2, "actor": "operator:olga", "task_id": "t1"}  # fmt: skip
+    added = _event("draft.approval_added", "d_01JEXAMPLE", **data)
+    assert slack_text(added, public_url="https://ops.example.test") == (
+        "Draft d_01JEXAMPLE (task t1) needs 1 more approval (1 of 2) — "
+        "<https://ops.example.test/console/drafts/d_01JEXAMPLE>"
+    )
+    two_more = _event("draft.approval_added", "d_1", draft_id="d_1", have=1, need=3)
+    assert slack_text(two_more, public_url="x").startswith(
+        "Draft d_1 needs 2 more approvals (1 of 3)"
+    )
+    complete = _event("draft.approval_added", "d_1", draft_id="d_1", have=2, need=2)
+    assert slack_text(complete, public_url="x") == (
+        "Draft d_1 has all its approvals (2 of 2) — <x/console/drafts/d_1>"
+    )
+
+
+def test_slack_text_of_lapsed_approvals_and_an_expired_item() -> None:
+    lapsed = _event("draft.approvals_lapsed", "d_1", draft_id="d_1", count=2)
+    assert slack_text(lapsed, public_url="https://ops.example.test") == (
+        "Draft d_1 lost 2 approvals: they lapsed before the quorum was met, so it needs "
+        "approving again — <https://ops.example.test/console/drafts/d_1>"
+    )
+    one = _event("draft.approvals_lapsed", "d_1", draft_id="d_1", count=1)
+    assert "lost 1 approval: it lapsed" in slack_text(one, public_url="x")
+    expired = _event("approved.expired", "a_1", approved_id="a_1", draft_id="d_1", task_id="t1")
+    assert slack_text(expired, public_url="x") == (
+        "Approved item a_1 of draft d_1 (task t1) expired without a run: it can no longer be run"
+    )
+
+
+def test_standard_body_carries_the_approval_data_unchanged() -> None:
+    data = {"draft_id": "d_1", "revision": 2, "content_sha256": "ab" * 32, "have": 1, "need": 2,
+            "actor": "operator:olga", "task_id": None}  # fmt: skip
+    event = _event("draft.approval_added", "d_1", **data)
+    body = json.loads(body_of(event, format=WebhookFormat.STANDARD, public_url="x"))
+    assert body["type"] == "draft.approval_added" and body["data"] == data
 
 
 def test_standard_body_is_the_event_as_compact_json() -> None:
