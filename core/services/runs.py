@@ -186,6 +186,12 @@ class RunService(Service):
 
     # --- worker-facing ------------------------------------------------------------------
 
+    def has_pending(self) -> bool:
+        """Whether a run waits for the provider worker (a pending agent run never does): a
+        read, so a wake-up with nothing to claim costs no write transaction."""
+        with self._uow() as uow:
+            return bool(uow.runs.pending_ids(limit=1, lock=False))
+
     def claim_next(
         self, *, worker_id: str, lease_s: float, max_running: int | None = None
     ) -> Claim | None:

@@ -274,7 +274,7 @@ class RunWorker:
             if free <= 0 or self._stopping:
                 return
             # A read first: an idle store costs no write transaction per wake-up.
-            if not self._runs.list(status=RunStatus.PENDING, limit=1).items:
+            if not self._runs.has_pending():
                 return
             while free > 0 and not self._stopping:
                 # The limit holds across workers too: several workers share one budget.

@@ -89,6 +89,20 @@ class RunRepo(Repo):
     def count_by_status(self) -> dict[str, int]:
         return counted(self.conn, "runs")
 
+    def pending_ids(self, *, limit: int, lock: bool = True) -> builtins.list[str]:
+        """The oldest pending runs the provider worker executes (``executor`` provider: a
+        pending agent run is never the worker's), up to ``limit``; locked with ``SKIP
+        LOCKED`` on PostgreSQL, so concurrent claimers never get the same run."""
+        stmt = (
+            sa.select(t.runs.c.id)
+            .where(t.runs.c.status == RunStatus.PENDING.value, t.runs.c.executor == "provider")
+            .order_by(t.runs.c.seq)
+            .limit(limit)
+        )
+        if lock:
+            stmt = stmt.with_for_update(skip_locked=True)
+        return builtins.list(self.conn.execute(stmt).scalars())
+
     def next_pending(self, *, agent: str | None = None, lock: bool = True) -> str | None:
         """The oldest pending run of the provider (``agent`` None) or of that agent; locked
         with ``SKIP LOCKED`` on PostgreSQL, so concurrent claimers never get the same run."""
