@@ -12,7 +12,6 @@ from contextlib import closing
 from pathlib import Path
 
 import pytest
-from alembic import command
 
 from core.auth import Principal
 from core.bootstrap import Services, build_services
@@ -36,11 +35,7 @@ def _store_at_0001(settings: Settings) -> Path:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     engine = make_engine(settings)
     try:
-        cfg = migrate._config()
-        with engine.connect() as conn:
-            cfg.attributes["connection"] = conn
-            command.upgrade(cfg, "0001")
-            conn.commit()
+        migrate.upgrade(engine, "0001")
     finally:
         engine.dispose()
     return settings.data_dir / "ops.db"

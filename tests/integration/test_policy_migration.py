@@ -4,7 +4,6 @@ still counts as run (from its audit entries), so it does not expire; one never r
 from __future__ import annotations
 
 import pytest
-from alembic import command
 
 from core.bootstrap import build_services
 from core.config import Settings
@@ -37,11 +36,7 @@ def test_items_run_before_the_upgrade_do_not_expire(settings: Settings) -> None:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     engine = make_engine(settings)
     try:
-        cfg = migrate._config()
-        with engine.connect() as conn:
-            cfg.attributes["connection"] = conn
-            command.upgrade(cfg, "0008_agent_executor")
-            conn.commit()
+        migrate.upgrade(engine, "0008_agent_executor")
     finally:
         engine.dispose()
     db = RawDb(settings)
@@ -76,17 +71,10 @@ def test_the_migration_goes_down_and_up_again(settings: Settings) -> None:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     engine = make_engine(settings)
     try:
-        cfg = migrate._config()
-        with engine.connect() as conn:
-            cfg.attributes["connection"] = conn
-            command.upgrade(cfg, "head")
-            command.downgrade(cfg, "0008_agent_executor")
-            conn.commit()
+        assert migrate.upgrade(engine)
+        migrate.downgrade(engine, "0008_agent_executor")
         assert migrate.current_revision(engine) == "0008_agent_executor"
-        with engine.connect() as conn:
-            cfg.attributes["connection"] = conn
-            command.upgrade(cfg, "head")
-            conn.commit()
+        assert migrate.upgrade(engine)
         assert migrate.current_revision(engine) == migrate.head_revision()
     finally:
         engine.dispose()

@@ -5,7 +5,6 @@ full count of the rows, on both backends; the migration counts rows already ther
 from __future__ import annotations
 
 import pytest
-from alembic import command
 
 from core.auth import Principal
 from core.bootstrap import Services, build_services
@@ -130,11 +129,7 @@ def test_the_migration_counts_the_rows_already_there(settings: Settings, admin: 
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     engine = make_engine(settings)
     try:
-        cfg = migrate._config()
-        with engine.connect() as conn:
-            cfg.attributes["connection"] = conn
-            command.upgrade(cfg, "0006_webhooks")
-            conn.commit()
+        migrate.upgrade(engine, "0006_webhooks")
     finally:
         engine.dispose()
     db = RawDb(settings)
