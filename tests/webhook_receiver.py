@@ -4,6 +4,7 @@ under test)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import threading
@@ -13,7 +14,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from core.webhooks.delivery import WebhookDispatcher
 
 __all__ = ["Received", "Receiver", "docs_verify", "receiver"]
 
@@ -119,3 +123,18 @@ def receiver(**options: Any) -> Iterator[Receiver]:
         server.shutdown()
         server.server_close()
         thread.join(5)
+
+
+def deliver_once(dispatcher: WebhookDispatcher) -> None:
+    """One delivery pass of ``dispatcher`` on a loop of its own, waiting for the posts it
+    started (the client is opened for it and closed after)."""
+
+    async def one_pass() -> None:
+        await dispatcher.open()
+        try:
+            await dispatcher.pass_once()
+            await dispatcher.idle()
+        finally:
+            await dispatcher.aclose()
+
+    asyncio.run(one_pass())

@@ -3,7 +3,6 @@ webhook's deliveries, delete; admins only; the same audit entries as the API."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -18,7 +17,7 @@ from core.webhooks.delivery import WebhookDispatcher
 from core.webhooks.models import WebhookIn
 from tests.integration.gateway.conftest import TOKENS
 from tests.integration.gateway.console_helpers import console_client, post, sign_in
-from tests.webhook_receiver import receiver
+from tests.webhook_receiver import deliver_once, receiver
 
 URL = "http://127.0.0.1:9/hooks/console"  # never contacted: no delivery loop runs here
 
@@ -81,15 +80,7 @@ def test_an_admin_enables_a_disabled_webhook_again(console: TestClient, services
         services.drafts.create(data=DraftIn(prompt="p", content="c"), actor=admin)
         dispatcher = WebhookDispatcher(services, owner="w")
 
-        async def one_pass() -> None:
-            await dispatcher.open()
-            try:
-                await dispatcher.pass_once()
-                await dispatcher.idle()
-            finally:
-                await dispatcher.aclose()
-
-        asyncio.run(one_pass())
+        deliver_once(dispatcher)
         rx.wait_for(1)
     csrf = sign_in(console, TOKENS["admin"])
     page = console.get(f"/console/admin/webhooks/{hook.id}")

@@ -22,7 +22,7 @@ from core.webhooks.policy import RetryPolicy
 from gateway.app import create_app
 from tests.integration.gateway.conftest import PUBLIC_URL
 from tests.integration.gateway.helpers import approve, create_draft
-from tests.webhook_receiver import docs_verify, receiver
+from tests.webhook_receiver import deliver_once, docs_verify, receiver
 
 Headers = dict[str, dict[str, str]]
 # Retries in tens of milliseconds instead of the Standard Webhooks minutes.
@@ -229,17 +229,8 @@ def test_a_disabled_webhook_enabled_again_gets_the_event_it_stopped_on(
     with receiver(statuses=[410]) as rx:
         hook = add_webhook(client, headers, rx.url)
         dispatcher = WebhookDispatcher(services, owner="w", policy=FAST)
-
-        async def one_pass() -> None:
-            await dispatcher.open()
-            try:
-                await dispatcher.pass_once()
-                await dispatcher.idle()
-            finally:
-                await dispatcher.aclose()
-
         draft = create_draft(client, headers["admin"])
-        asyncio.run(one_pass())
+        deliver_once(dispatcher)
         view = client.get(f"/ops/webhooks/{hook['id']}", headers=headers["admin"]).json()
         assert view["status"] == "disabled"
         assert view["disabled_reason"] == "the receiver answered 410 Gone"
@@ -250,7 +241,7 @@ def test_a_disabled_webhook_enabled_again_gets_the_event_it_stopped_on(
         assert enabled.json()["status"] == "active" and enabled.json()["disabled_at"] is None
         again = client.post(f"/ops/webhooks/{hook['id']}/enable", headers=headers["admin"])
         assert again.status_code == 200 and again.json() == enabled.json()
-        asyncio.run(one_pass())
+        deliver_once(dispatcher)
         assert [item.json()["subject"] for item in rx.wait_for(2)] == [draft["id"], draft["id"]]
     records = deliveries(client, headers, hook["id"])
     assert [(d["outcome"], d["status_code"]) for d in records] == [
@@ -325,15 +316,7 @@ class TestWithoutThePrivateFlag:
             services, owner="w", policy=FAST, resolve=lambda host, port: ["127.0.0.1"]
         )
 
-        async def scenario() -> None:
-            await dispatcher.open()
-            try:
-                await dispatcher.pass_once()
-                await dispatcher.idle()
-            finally:
-                await dispatcher.aclose()
-
-        asyncio.run(scenario())
+        deliver_once(dispatcher)
         [record] = deliveries(client, headers, hook["id"])
         assert record["outcome"] == "failed" and record["status_code"] is None
         assert record["error"].startswith("refused: url resolves to a loopback address")
@@ -356,15 +339,7 @@ class TestWithoutThePrivateFlag:
 
         dispatcher = WebhookDispatcher(services, owner="w", policy=FAST, resolve=rebinding)
 
-        async def scenario() -> None:
-            await dispatcher.open()
-            try:
-                await dispatcher.pass_once()
-                await dispatcher.idle()
-            finally:
-                await dispatcher.aclose()
-
-        asyncio.run(scenario())
+        deliver_once(dispatcher)
         [record] = deliveries(client, headers, hook["id"])
         assert calls == ["hooks.example.test"]
         assert record["outcome"] == "failed" and record["status_code"] is None
