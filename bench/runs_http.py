@@ -314,7 +314,8 @@ def makespan(
                 times = wait_done(gw, ids)
             wall = time.perf_counter() - start
             cpu = benchlib.cpu_seconds(gw.pid) - cpu
-            fake_line, fake_ok = fake.summary(wall, slots)
+            mean_run = sum(r.finished - r.started for r in times) / len(times)
+            fake_line, fake_ok = fake.summary(wall, slots, mean_run)
     finally:
         fake.close()
     span = max(r.finished for r in times) - min(r.created for r in times)
@@ -338,7 +339,6 @@ def makespan(
         f"   first start -> last finish {from_start:.3f} s ({from_start / ideal:.2f}); the "
         f"{runs} POSTs took {created_s:.2f} s; slots busy: at most {peak}, mean {mean:.1f}"
     )
-    mean_run = sum(r.finished - r.started for r in times) / len(times)
     say(
         f"   a run took {mean_run * 1000:.0f} ms on average from started to finished; the serve "
         f"process used {cpu:.2f} s CPU over the {wall:.2f} s ({cpu / wall:.0%} of a core)"
