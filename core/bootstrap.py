@@ -68,6 +68,12 @@ class Services:
     # Commits by any process (file stamp on SQLite, LISTEN/NOTIFY on PostgreSQL).
     changes: StoreChanges = field(default_factory=StoreChanges)
 
+    @property
+    def local_store(self) -> bool:
+        """Whether reads are of a local file (SQLite, WAL: a read never waits for a writer
+        and takes microseconds) rather than round trips to a server."""
+        return self._engine.dialect.name == "sqlite"
+
     def close(self) -> None:
         self.changes.close()
         self._engine.dispose()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -28,6 +29,7 @@ from gateway.middleware import (
     RequestContextMiddleware,
 )
 from gateway.oauth import install_oauth
+from gateway.offload import read
 from gateway.openapi import full_openapi
 from gateway.problems import install_problem_handlers
 from gateway.ratelimit import Limits
@@ -127,7 +129,10 @@ def create_app(
     app.state.event_hub = hub
     app.state.settings = settings
     app.state.limits = Limits.from_settings(settings)
-    app.state.auth_cache = AuthCache(stamp=built.changes.stamp)
+    app.state.auth_cache = AuthCache(
+        stamp=built.changes.stamp,
+        registry=functools.partial(read, built, built.access.registry_stamp),
+    )
     app.state.client_address = ClientAddress(settings.trusted_proxy_networks)
     app.state.actions_documents = {}
     install_problem_handlers(app)

@@ -100,12 +100,12 @@ class Guard(HTTPBearer):
         credentials = await super().__call__(request)
         token = credentials.credentials if credentials is not None else None
         usable = token is not None and well_formed_token(token)
-        principal = cache.get(token) if token and usable else None
+        principal = await cache.get(token) if token and usable else None
         if principal is None and token and usable:
-            mark = cache.mark()
+            mark = await cache.mark()
             principal = await run_in_threadpool(services.access.authenticate, token)
             if principal is not None:
-                cache.put(token, principal, mark=mark)
+                await cache.put(token, principal, mark=mark)
         if principal is None:
             await self._refuse(request, services, limits, token=token, usable=usable)
         assert principal is not None

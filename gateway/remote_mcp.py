@@ -58,7 +58,8 @@ class OpsAccess(AccessToken):
 
 class GatewayTokenVerifier:
     """The SDK's ``TokenVerifier`` over core: registry tokens (cached for a moment, the cache
-    dropped on any store commit) and, if ``oauth``, OAuth access tokens for ``resource``."""
+    dropped when the token registry changes) and, if ``oauth``, OAuth access tokens for
+    ``resource``."""
 
     def __init__(self, services: Services, cache: AuthCache, *, resource: str, oauth: bool) -> None:
         self.services = services
@@ -69,12 +70,12 @@ class GatewayTokenVerifier:
     async def verify_token(self, token: str) -> AccessToken | None:
         if not well_formed_token(token):
             return None  # any other byte string: 401 like an unknown token
-        principal = self.cache.get(token)
+        principal = await self.cache.get(token)
         if principal is None:
-            mark = self.cache.mark()
+            mark = await self.cache.mark()
             principal = await run_in_threadpool(self.services.access.authenticate, token)
             if principal is not None:
-                self.cache.put(token, principal, mark=mark)
+                await self.cache.put(token, principal, mark=mark)
         if principal is not None:
             return OpsAccess(
                 token=hash_token(token),

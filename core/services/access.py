@@ -224,6 +224,12 @@ class AccessService(Service):
         self._touch(info.name)
         return Principal(role=info.role, name=info.name)
 
+    def registry_stamp(self) -> object:
+        """The token registry's change stamp: equal values mean no token was added, revoked
+        or removed in between (by any process). One small read."""
+        with self._uow() as uow:
+            return uow.tokens.stamp()
+
     def _touch(self, name: str) -> None:
         # last_used is bookkeeping, not a mutation of the product: written at most once a
         # minute per token so reads do not queue on the write lock.

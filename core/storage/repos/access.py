@@ -16,6 +16,18 @@ __all__ = ["AuditRepo", "TokenRepo"]
 
 _INSERT_AUDIT = sa.insert(t.audit)
 _AUDIT_HEAD = sa.select(t.audit.c.seq, t.audit.c.hash).order_by(t.audit.c.seq.desc()).limit(1)
+# What any addition, revocation or removal of a token changes (``last_used_at`` is left out:
+# it is bookkeeping). The registry holds a handful of rows: the scan is a few microseconds.
+_TOKEN_STAMP = sa.select(
+    sa.func.count(),
+    sa.func.count(t.tokens.c.revoked_at),
+    sa.func.max(t.tokens.c.created_at),
+    sa.func.max(t.tokens.c.revoked_at),
+    sa.func.min(t.tokens.c.revoked_at),
+    sa.func.max(t.tokens.c.token_hash),
+    sa.func.min(t.tokens.c.token_hash),
+    sa.func.max(t.tokens.c.role),
+)
 
 
 class TokenRepo(Repo):
@@ -52,6 +64,10 @@ class TokenRepo(Repo):
         self.conn.execute(
             sa.update(t.tokens).where(t.tokens.c.name == name).values(last_used_at=now)
         )
+
+    def stamp(self) -> tuple[object, ...]:
+        """A value that changes when a token is added, revoked (or un-revoked), or removed."""
+        return tuple(self.conn.execute(_TOKEN_STAMP).one())
 
     def count_active(self) -> int:
         stmt = (

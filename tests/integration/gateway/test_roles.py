@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from core.auth import Action, Principal, required_role
 from core.bootstrap import Services
+from core.errors import StorageError
 from core.ids import IdKind, new_id
 from core.models import Config, ConfigPatch, Role
 from gateway.authcache import AuthCache
@@ -164,43 +167,123 @@ def test_a_revoked_registry_token_fails_on_the_very_next_request(
     assert client.get("/ops/status", headers=auth).status_code == 200
     assert client.get("/ops/status", headers=auth).status_code == 200  # now from the cache
     assert_problem(client.put("/ops/config", json={}, headers=auth), 403, "FORBIDDEN_ROLE")
-    # Any commit to the store (here the revocation, as `ops-trigger token revoke` makes it
-    # from its own process) drops the cache: no grace period.
+    # A change of the token registry (here the revocation, as `ops-trigger token revoke`
+    # makes it from its own process) drops the cache: no grace period.
     services.access.revoke_token(name=info.name, actor="cli:test")
     assert_problem(client.get("/ops/status", headers=auth), 401, "UNAUTHORIZED")
     basic = {"Authorization": "Basic dXNlcjpwYXNz"}
     assert_problem(client.get("/ops/status", headers=basic), 401, "UNAUTHORIZED")
 
 
+def test_other_commits_keep_the_auth_cache_and_a_revocation_drops_it(
+    client: TestClient, services: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    info, token = services.access.create_token(role=Role.ADMIN, name="ci-bot", actor="cli:test")
+    auth = {"Authorization": f"Bearer {token}"}
+    lookups: list[str] = []
+    authenticate = services.access.authenticate
+
+    def counted(value: str) -> Principal | None:
+        lookups.append(value)
+        return authenticate(value)
+
+    monkeypatch.setattr(services.access, "authenticate", counted)
+    # Entries live long enough that only the stamps can drop them (no timing in the test).
+    monkeypatch.setattr(client.app.state.auth_cache, "ttl_s", 3600.0)  # type: ignore[attr-defined]
+    assert client.get("/ops/status", headers=auth).status_code == 200
+    assert len(lookups) == 1
+    for i in range(3):  # writes to the store that leave the tokens as they are
+        created = client.post("/ops/drafts", json={"prompt": f"p{i}", "content": "c"}, headers=auth)
+        assert created.status_code == 201
+    assert client.get("/ops/status", headers=auth).status_code == 200
+    assert len(lookups) == 1
+    services.access.revoke_token(name=info.name, actor="cli:test")
+    assert_problem(client.get("/ops/status", headers=auth), 401, "UNAUTHORIZED")
+    assert len(lookups) == 2
+
+
 def test_auth_cache_is_dropped_when_the_store_changes() -> None:
     stamp = [1]
     cache = AuthCache(ttl_s=60.0, stamp=lambda: stamp[0])
     alice = Principal(Role.ADMIN, "alice")
-    mark = cache.mark()
-    cache.put("token-a", alice, mark=mark)
-    assert cache.get("token-a") == alice
-    stamp[0] = 2  # a commit somewhere
-    assert cache.get("token-a") is None
-    # A lookup that started before a commit may predate a revocation: it is not cached.
-    mark = cache.mark()
-    stamp[0] = 3
-    cache.put("token-a", alice, mark=mark)
-    assert cache.get("token-a") is None
+
+    async def scenario() -> None:
+        mark = await cache.mark()
+        await cache.put("token-a", alice, mark=mark)
+        assert await cache.get("token-a") == alice
+        stamp[0] = 2  # a commit somewhere
+        assert await cache.get("token-a") is None
+        # A lookup that started before a commit may predate a revocation: it is not cached.
+        mark = await cache.mark()
+        stamp[0] = 3
+        await cache.put("token-a", alice, mark=mark)
+        assert await cache.get("token-a") is None
+
+    asyncio.run(scenario())
+
+
+def test_auth_cache_with_a_registry_stamp_survives_other_commits_only() -> None:
+    stamp, registry, reads = [1], ["r1"], [0]
+
+    async def registry_stamp() -> object:
+        reads[0] += 1
+        return registry[0]
+
+    cache = AuthCache(ttl_s=60.0, stamp=lambda: stamp[0], registry=registry_stamp)
+    alice = Principal(Role.ADMIN, "alice")
+
+    async def scenario() -> None:
+        await cache.put("token-a", alice, mark=await cache.mark())
+        assert await cache.get("token-a") == alice
+        assert reads[0] == 1  # the store did not change: the registry is not read again
+        stamp[0] = 2  # an approval, say: the tokens are as they were
+        assert await cache.get("token-a") == alice
+        assert reads[0] == 2
+        stamp[0], registry[0] = 3, "r2"  # a revocation
+        assert await cache.get("token-a") is None
+        # A lookup that started before a registry change is not cached; one after it is.
+        mark = await cache.mark()
+        stamp[0], registry[0] = 4, "r3"
+        await cache.put("token-a", alice, mark=mark)
+        assert await cache.get("token-a") is None
+        await cache.put("token-a", alice, mark=await cache.mark())
+        assert await cache.get("token-a") == alice
+
+    asyncio.run(scenario())
+
+
+def test_auth_cache_trusts_nothing_while_the_registry_cannot_be_read() -> None:
+    stamp = [1]
+
+    async def unreadable() -> object:
+        raise StorageError("the store is unavailable")
+
+    cache = AuthCache(ttl_s=60.0, stamp=lambda: stamp[0], registry=unreadable)
+
+    async def scenario() -> None:
+        await cache.put("token-a", Principal(Role.ADMIN, "alice"), mark=await cache.mark())
+        assert await cache.get("token-a") is None
+
+    asyncio.run(scenario())
 
 
 def test_auth_cache_holds_only_fresh_successes() -> None:
     now = [0.0]
     cache = AuthCache(ttl_s=2.0, max_entries=2, clock=lambda: now[0])
     alice, bob = Principal(Role.ADMIN, "alice"), Principal(Role.ACTIONS, "bob")
-    cache.put("token-a", alice)
-    assert cache.get("token-a") == alice
-    assert cache.get("token-b") is None
-    now[0] = 1.9
-    assert cache.get("token-a") == alice
-    now[0] = 2.0
-    assert cache.get("token-a") is None
-    for name in ("x", "y", "z"):
-        cache.put(f"token-{name}", bob)
-    assert cache.get("token-x") is None  # evicted: at most max_entries
-    assert cache.get("token-z") == bob
-    assert AuthCache(ttl_s=0).get("token-a") is None
+
+    async def scenario() -> None:
+        await cache.put("token-a", alice)
+        assert await cache.get("token-a") == alice
+        assert await cache.get("token-b") is None
+        now[0] = 1.9
+        assert await cache.get("token-a") == alice
+        now[0] = 2.0
+        assert await cache.get("token-a") is None
+        for name in ("x", "y", "z"):
+            await cache.put(f"token-{name}", bob)
+        assert await cache.get("token-x") is None  # evicted: at most max_entries
+        assert await cache.get("token-z") == bob
+        assert await AuthCache(ttl_s=0).get("token-a") is None
+
+    asyncio.run(scenario())
