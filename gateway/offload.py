@@ -24,9 +24,7 @@ P = ParamSpec("P")
 T = TypeVar("T")
 
 
-async def read(
-    services: Services, call: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs
-) -> T:
+async def read(services: Services, call: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
     """``call(*args, **kwargs)``, a read of the store: inline on SQLite, else in a thread."""
     if services.local_store:
         return call(*args, **kwargs)

@@ -10,6 +10,7 @@ import logging
 import time
 from collections.abc import Callable
 from types import TracebackType
+from typing import Generic, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
@@ -54,6 +55,31 @@ def _duplicate(exc: BaseException) -> DuplicateKeyError:
     return DuplicateKeyError("an item with this key exists already")
 
 
+R = TypeVar("R")
+
+
+class _Repo(Generic[R]):
+    """A repository of the unit of work, made on first use: most units of work touch one
+    or two of the sixteen."""
+
+    def __init__(self, cls: Callable[[Connection], R]) -> None:
+        self._cls = cls
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self._name = name
+
+    def __get__(self, uow: SqlUnitOfWork | None, owner: type) -> R:
+        if uow is None:
+            raise AttributeError(self._name)
+        conn = uow._conn
+        if conn is None:
+            raise RuntimeError("the unit of work is not open")
+        repo = self._cls(conn)
+        uow.__dict__[self._name] = repo
+        uow._made.append(self._name)
+        return repo
+
+
 class SqlUnitOfWork:
     """One transaction: commits only on ``commit()``, rolls back otherwise.
 
@@ -62,23 +88,23 @@ class SqlUnitOfWork:
     of failing; on PostgreSQL its commit also notifies listeners of the change.
     """
 
-    plan: PlanRepo
-    kv: KvRepo
-    drafts: DraftRepo
-    approved: ApprovedRepo
-    approvals: ApprovalRepo
-    runs: RunRepo
-    logs: LogRepo
-    tokens: TokenRepo
-    audit: AuditRepo
-    idempotency: IdempotencyRepo
-    workers: WorkerRepo
-    revisions: RevisionRepo
-    oauth: OAuthRepo
-    events: EventRepo
-    sessions: SessionRepo
-    webhooks: WebhookRepo
-    bulk: BulkRepo
+    plan = _Repo(PlanRepo)
+    kv = _Repo(KvRepo)
+    drafts = _Repo(DraftRepo)
+    approved = _Repo(ApprovedRepo)
+    approvals = _Repo(ApprovalRepo)
+    runs = _Repo(RunRepo)
+    logs = _Repo(LogRepo)
+    tokens = _Repo(TokenRepo)
+    audit = _Repo(AuditRepo)
+    idempotency = _Repo(IdempotencyRepo)
+    workers = _Repo(WorkerRepo)
+    revisions = _Repo(RevisionRepo)
+    oauth = _Repo(OAuthRepo)
+    events = _Repo(EventRepo)
+    sessions = _Repo(SessionRepo)
+    webhooks = _Repo(WebhookRepo)
+    bulk = _Repo(BulkRepo)
 
     def __init__(
         self,
@@ -92,6 +118,7 @@ class SqlUnitOfWork:
         self._postgres = engine.dialect.name == "postgresql"
         self._on_events = on_events
         self._conn: Connection | None = None
+        self._made: list[str] = []  # repositories made in this transaction
         self._gate = write_gate(engine) if write else None
 
     def __enter__(self) -> SqlUnitOfWork:
@@ -106,23 +133,6 @@ class SqlUnitOfWork:
                 raise _storage_error(exc) from None
             raise
         self._conn = conn
-        self.plan = PlanRepo(conn)
-        self.kv = KvRepo(conn)
-        self.drafts = DraftRepo(conn)
-        self.approved = ApprovedRepo(conn)
-        self.approvals = ApprovalRepo(conn)
-        self.runs = RunRepo(conn)
-        self.logs = LogRepo(conn)
-        self.tokens = TokenRepo(conn)
-        self.audit = AuditRepo(conn)
-        self.idempotency = IdempotencyRepo(conn)
-        self.workers = WorkerRepo(conn)
-        self.revisions = RevisionRepo(conn)
-        self.oauth = OAuthRepo(conn)
-        self.events = EventRepo(conn)
-        self.sessions = SessionRepo(conn)
-        self.webhooks = WebhookRepo(conn)
-        self.bulk = BulkRepo(conn)
         return self
 
     def _open(self) -> Connection:
@@ -163,8 +173,9 @@ class SqlUnitOfWork:
             if not _is_store_failure(exc):
                 raise
             raise _storage_error(exc) from None
-        if self.events.written:
-            self.events.written = False
+        events: EventRepo | None = self.__dict__.get("events")
+        if events is not None and events.written:
+            events.written = False
             if self._on_events is not None:
                 # Tell this process's listeners at once (other processes see the files or a
                 # NOTIFY); a failing listener must not turn a committed change into an error.
@@ -182,6 +193,9 @@ class SqlUnitOfWork:
         conn, self._conn = self._conn, None
         if conn is None:
             return
+        for name in self._made:  # bound to this connection: made again if entered again
+            del self.__dict__[name]
+        self._made.clear()
         try:
             if conn.in_transaction():
                 conn.rollback()

@@ -9,6 +9,7 @@ from starlette.responses import Response
 
 from core.models import Approved, Page
 from gateway.deps import PrincipalDep, ServicesDep
+from gateway.offload import read
 from gateway.problems import problem_responses
 from gateway.render import render
 from gateway.routes.params import Cursor, Limit, TaskFilter
@@ -19,7 +20,7 @@ ApprovedId = Annotated[str, Path(description="Approved item id: 'a_' followed by
 
 
 @router.get("", response_model=Page[Approved], summary="List approved items")
-def list_approved(
+async def list_approved(
     principal: PrincipalDep,
     services: ServicesDep,
     task_id: TaskFilter = None,
@@ -27,7 +28,10 @@ def list_approved(
     cursor: Cursor = None,
 ) -> Response:
     """Approved items, newest first, one page at a time."""
-    return render(services.approvals.list(task_id=task_id, limit=limit, cursor=cursor))
+    page = await read(
+        services, services.approvals.list, task_id=task_id, limit=limit, cursor=cursor
+    )
+    return render(page)
 
 
 @router.get(
@@ -36,6 +40,6 @@ def list_approved(
     summary="Get an approved item",
     responses=problem_responses(404),
 )
-def get_approved(id: ApprovedId, principal: PrincipalDep, services: ServicesDep) -> Response:
+async def get_approved(id: ApprovedId, principal: PrincipalDep, services: ServicesDep) -> Response:
     """One approved item with its content and content_sha256."""
-    return render(services.approvals.get(approved_id=id))
+    return render(await read(services, services.approvals.get, approved_id=id))

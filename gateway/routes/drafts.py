@@ -23,6 +23,7 @@ from core.models import (
 )
 from core.services.drafts import MAX_REVISION
 from gateway.deps import IfMatchDep, PrincipalDep, ServicesDep, require
+from gateway.offload import read
 from gateway.problems import problem_responses
 from gateway.render import agree, location, render
 from gateway.routes.params import Cursor, Limit, TaskFilter
@@ -36,7 +37,7 @@ RevisionNumber = Annotated[
 
 
 @router.get("", response_model=Page[DraftView], summary="List drafts")
-def list_drafts(
+async def list_drafts(
     principal: PrincipalDep,
     services: ServicesDep,
     status: Annotated[DraftStatus | None, Query(description="Only drafts in this status.")] = None,
@@ -49,8 +50,14 @@ def list_drafts(
     ] = False,
 ) -> Response:
     """Drafts, newest first, one page at a time; each with approvals {have, need}."""
-    page = services.drafts.list(
-        status=status, task_id=task_id, limit=limit, cursor=cursor, waiting=waiting
+    page = await read(
+        services,
+        services.drafts.list,
+        status=status,
+        task_id=task_id,
+        limit=limit,
+        cursor=cursor,
+        waiting=waiting,
     )
     return render(page)
 
@@ -58,9 +65,9 @@ def list_drafts(
 @router.get(
     "/{id}", response_model=DraftView, summary="Get a draft", responses=problem_responses(404)
 )
-def get_draft(id: DraftId, principal: PrincipalDep, services: ServicesDep) -> Response:
+async def get_draft(id: DraftId, principal: PrincipalDep, services: ServicesDep) -> Response:
     """One draft with its effective scope and content_sha256; the ETag holds its revision."""
-    draft = services.drafts.get(draft_id=id)
+    draft = await read(services, services.drafts.get, draft_id=id)
     return render(draft, etag=draft.revision)
 
 
