@@ -4,12 +4,18 @@ Rows are read in batches (a server-side cursor on PostgreSQL) and written as the
 memory stays flat whatever the size of the store. Item files are compact JSON from the C
 encoder (keys sorted); the three small files are indented for people. A run's log lines
 come from one query over every log, read alongside the runs in the same (id) order.
+
+Creating a file is most of the cost of a small one, and the system calls release the GIL:
+the files are created on a thread of their own (``_FileSink``, a bounded queue of batches)
+while the next rows are read and encoded.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import queue
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -47,15 +53,26 @@ def export_layout(uow: UnitOfWork, root: Path) -> dict[str, int]:
     counts["config"] = 1
     counts["provider"] = 1
 
-    writer = _Writer(root, IdKind.DRAFT)
+    sink = _FileSink()
+    try:
+        _write_items(uow, root, sink, counts)
+    except BaseException:
+        sink.abandon()
+        raise
+    sink.close()
+    return counts
+
+
+def _write_items(uow: UnitOfWork, root: Path, sink: _FileSink, counts: dict[str, int]) -> None:
+    writer = _Writer(root, IdKind.DRAFT, sink)
     for row in uow.bulk.rows("drafts", columns=_DRAFT_FIELDS, order_by=("seq",)):
         writer.write(row)
     counts["drafts"] = writer.count
-    writer = _Writer(root, IdKind.APPROVED)
+    writer = _Writer(root, IdKind.APPROVED, sink)
     for row in uow.bulk.rows("approved", columns=_APPROVED_FIELDS, order_by=("seq",)):
         writer.write(row)
     counts["approved"] = writer.count
-    writer = _Writer(root, IdKind.RUN)
+    writer = _Writer(root, IdKind.RUN, sink)
     logs = _logs_by_run(uow)
     pending: tuple[str, dict[str, Any]] | None = next(logs, None)
     for row in uow.bulk.rows("runs", columns=_RUN_FIELDS, order_by=("id",)):
@@ -69,7 +86,6 @@ def export_layout(uow: UnitOfWork, root: Path) -> dict[str, int]:
         writer.write(row)
         counts["log_lines"] += len(lines)
     counts["runs"] = writer.count
-    return counts
 
 
 def _logs_by_run(uow: UnitOfWork) -> Iterator[tuple[str, dict[str, Any]]]:
@@ -79,13 +95,67 @@ def _logs_by_run(uow: UnitOfWork) -> Iterator[tuple[str, dict[str, Any]]]:
         yield row.pop("run_id"), row
 
 
+class _FileSink:
+    """New files, created on a thread of its own in the order given. The first failure is
+    raised by the next ``put`` (or by ``close``); nothing after it is written."""
+
+    BATCH = 64  # files per hand-over
+    DEPTH = 16  # batches waiting at most (memory stays bounded)
+
+    def __init__(self) -> None:
+        self._queue: queue.Queue[list[tuple[str, bytes]] | None] = queue.Queue(self.DEPTH)
+        self._batch: list[tuple[str, bytes]] = []
+        self._error: InputValidationError | None = None
+        self._thread = threading.Thread(target=self._run, name="export files", daemon=True)
+        self._thread.start()
+
+    def put(self, path: str, data: bytes) -> None:
+        self._batch.append((path, data))
+        if len(self._batch) >= self.BATCH:
+            self._flush()
+
+    def _flush(self) -> None:
+        if self._error is not None:
+            raise self._error
+        if self._batch:
+            self._queue.put(self._batch)
+            self._batch = []
+
+    def close(self) -> None:
+        """Write what is left and wait for it; raises the first failure."""
+        try:
+            self._flush()
+        finally:
+            self._queue.put(None)
+            self._thread.join()
+        if self._error is not None:
+            raise self._error
+
+    def abandon(self) -> None:
+        """Stop (the caller is raising): what is still queued is written, nothing more."""
+        self._batch = []
+        self._queue.put(None)
+        self._thread.join()
+
+    def _run(self) -> None:
+        while (batch := self._queue.get()) is not None:
+            if self._error is not None:
+                continue  # drain: the producer raises the failure
+            try:
+                for path, data in batch:
+                    _write_bytes(path, data)
+            except InputValidationError as exc:
+                self._error = exc
+
+
 class _Writer:
     """Item files of one kind: ``<root>/<kind dir>/<id>.json``."""
 
-    def __init__(self, root: Path, kind: IdKind) -> None:
+    def __init__(self, root: Path, kind: IdKind, sink: _FileSink) -> None:
         self.kind = kind
         self.folder = os.fspath(root / SUBDIRS[kind]) + os.sep
         self.count = 0
+        self._sink = sink
 
     def write(self, row: dict[str, Any]) -> None:
         item_id = row["id"]
@@ -97,7 +167,7 @@ class _Writer:
                 "refusing to use it as a file name"
             )
         path = f"{self.folder}{item_id}.json"
-        _write_bytes(path, (_encode(row) + "\n").encode("utf-8"))
+        self._sink.put(path, (_encode(row) + "\n").encode("utf-8"))
         self.count += 1
 
 

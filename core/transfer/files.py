@@ -140,6 +140,11 @@ def _finite_float(text: str) -> float:
     return value
 
 
+# One decoder for every file (``json.loads`` with hooks builds a new one per call).
+_DECODER = json.JSONDecoder(
+    parse_constant=_reject_constant, parse_int=_bounded_int, parse_float=_finite_float
+)
+
 # O_NOFOLLOW: a link swapped in after the listing is refused too; O_NONBLOCK: opening a
 # FIFO returns at once (and is then refused as not a regular file) instead of waiting.
 _OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
@@ -162,12 +167,19 @@ def _load_path(path: str) -> dict[str, Any]:
             raise BadFile("not a regular file")
         if info.st_size > MAX_FILE_BYTES:
             raise BadFile(f"larger than {MAX_FILE_BYTES // (1024 * 1024)} MiB")
-        raw = os.read(fd, MAX_FILE_BYTES + 1)
-        while len(raw) < info.st_size:  # a short read (rare for a regular file)
-            more = os.read(fd, MAX_FILE_BYTES + 1 - len(raw))
-            if not more:
-                break
-            raw += more
+        # The size the file has now, plus one byte to notice one that grew meanwhile (asking
+        # for the limit at once would allocate a 16 MiB buffer for every small file).
+        raw = os.read(fd, info.st_size + 1)
+        if len(raw) != info.st_size:  # a short read, or the file grew: the rest, up to the limit
+            chunks = [raw]
+            total = len(raw)
+            while total <= MAX_FILE_BYTES:
+                more = os.read(fd, MAX_FILE_BYTES + 1 - total)
+                if not more:
+                    break
+                chunks.append(more)
+                total += len(more)
+            raw = b"".join(chunks)
     except OSError as exc:
         raise BadFile(f"cannot read: {exc.strerror or exc}") from None
     finally:
@@ -176,12 +188,7 @@ def _load_path(path: str) -> dict[str, Any]:
         raise BadFile(f"larger than {MAX_FILE_BYTES // (1024 * 1024)} MiB")
     try:
         text = raw.decode("utf-8")
-        data = json.loads(
-            text,
-            parse_constant=_reject_constant,
-            parse_int=_bounded_int,
-            parse_float=_finite_float,
-        )
+        data = _DECODER.decode(text)
     except UnicodeDecodeError:
         raise BadFile("not UTF-8 text") from None
     except json.JSONDecodeError as exc:

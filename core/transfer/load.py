@@ -1,9 +1,10 @@
 """Reading a legacy layout into the store, streaming, in the caller's one transaction.
 
 The three small files are read first (``read_head``). Item files are then read one at a
-time and written in batches (``executemany``): approved items, then drafts, then runs, so
-each check against the store (an id already there, a draft already approved, the approved
-item of a run) is one query per batch and sees the items imported before it. Memory holds
+time and written in batches (``COPY`` on PostgreSQL, one ``executemany`` on SQLite):
+approved items, then drafts, then runs, so each check against the store (an id already
+there, a draft already approved, the approved item of a run) is one query per batch and
+sees the items imported before it. Memory holds
 one batch, the file names and the draft ids of the approved items (a draft has one).
 
 Rows get their numbers (the order of every list) in file order; when that is not the

@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import builtins
 import functools
-from collections.abc import Iterable, Iterator, Sequence
+import json
+import operator
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
@@ -38,9 +41,38 @@ def _table(name: str) -> sa.Table:
     return t.metadata.tables[name]
 
 
+# JSON columns as the store keeps them: compact, and ``None`` as JSON ``null`` (as
+# SQLAlchemy's JSON type writes it).
+_encode_json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+
+
+@dataclass(frozen=True)
+class _InsertPlan:
+    """One table's batched insert for one set of columns, straight to the driver."""
+
+    sql: str
+    values: Callable[[dict[str, Any]], builtins.list[Any]]
+
+
 @functools.cache
-def _insert(name: str) -> sa.Insert:
-    return sa.insert(_table(name))
+def _insert_plan(name: str, columns: tuple[str, ...], postgres: bool) -> _InsertPlan:
+    tab = _table(name)
+    quoted = ", ".join(f'"{c}"' for c in columns)
+    if postgres:
+        sql = f'COPY "{name}" ({quoted}) FROM STDIN'
+    else:
+        sql = f'INSERT INTO "{name}" ({quoted}) VALUES ({", ".join("?" * len(columns))})'
+    encoded = [i for i, c in enumerate(columns) if isinstance(tab.c[c].type, sa.JSON)]
+    pick = operator.itemgetter(*columns)
+
+    def values(row: dict[str, Any]) -> builtins.list[Any]:
+        picked = pick(row)
+        out = builtins.list(picked) if len(columns) > 1 else [picked]
+        for i in encoded:
+            out[i] = _encode_json(out[i])
+        return out
+
+    return _InsertPlan(sql, values)
 
 
 def _counter(name: str) -> sa.Column[Any] | None:
@@ -66,8 +98,9 @@ class BulkRepo(Repo):
         names = order_by if order_by is not None else [c.name for c in tab.primary_key]
         keys = [self._binary(tab.c[c]) for c in names]
         stmt = sa.select(*cols).order_by(*keys).execution_options(yield_per=batch)
-        for row in self.conn.execute(stmt).mappings():
-            yield dict(row)
+        names = [c.name for c in cols]
+        for row in self.conn.execute(stmt):
+            yield dict(zip(names, row, strict=True))
 
     def _binary(self, column: sa.Column[Any]) -> sa.ColumnElement[Any]:
         if self.conn.dialect.name == "postgresql" and isinstance(column.type, sa.String):
@@ -75,9 +108,29 @@ class BulkRepo(Repo):
         return column
 
     def insert(self, table: str, rows: builtins.list[dict[str, Any]]) -> None:
-        """One batched statement (executemany) for rows that all have the same keys."""
-        if rows:
-            self.conn.execute(_insert(table), rows)
+        """Rows that all have the same keys, in one batch on the transaction's connection:
+        ``COPY`` on PostgreSQL, one ``executemany`` on SQLite. Values go to the driver as
+        they are (JSON columns encoded here), without SQLAlchemy's per-row statement work;
+        a driver error is raised as SQLAlchemy's, like any other statement's."""
+        if not rows:
+            return
+        dialect = self.conn.dialect
+        plan = _insert_plan(table, tuple(rows[0]), dialect.name == "postgresql")
+        values = [plan.values(row) for row in rows]
+        cursor: Any = self.conn.connection.cursor()
+        try:
+            if dialect.name == "postgresql":
+                with cursor.copy(plan.sql) as copy:
+                    for row_values in values:
+                        copy.write_row(row_values)
+            else:
+                cursor.executemany(plan.sql, values)
+        except dialect.loaded_dbapi.Error as exc:
+            raise sa.exc.DBAPIError.instance(
+                plan.sql, None, exc, dialect.loaded_dbapi.Error, dialect=dialect
+            ) from exc
+        finally:
+            cursor.close()
 
     def count(self, table: str) -> int:
         stmt = sa.select(sa.func.count()).select_from(_table(table))
