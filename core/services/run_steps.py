@@ -19,7 +19,7 @@ from core.services.base import load_config, require
 from core.services.expiry import check_runnable
 from core.timeutil import now_ts, ts_after
 
-__all__ = ["Claim", "append_log_in", "claim_in", "finished_in", "insert_run"]
+__all__ = ["Claim", "append_log_in", "claim_in", "claim_many_in", "finished_in", "insert_run"]
 
 
 def append_log_in(uow: UnitOfWork, run_id: str, *, ts: str, level: str, msg: str) -> int:
@@ -108,42 +108,57 @@ def claim_in(
     uow: UnitOfWork, *, worker_id: str, lease_s: float, max_running: int | None
 ) -> Claim | None:
     """Claim the oldest pending run inside the caller's transaction (which must commit)."""
-    if max_running is not None and uow.runs.count_running() >= max_running:
-        return None
-    run_id = uow.runs.next_pending()
-    if run_id is None:
-        return None
+    claims = claim_many_in(
+        uow, worker_id=worker_id, lease_s=lease_s, max_running=max_running, limit=1
+    )
+    return claims[0] if claims else None
+
+
+def claim_many_in(
+    uow: UnitOfWork, *, worker_id: str, lease_s: float, max_running: int | None, limit: int
+) -> list[Claim]:
+    """Claim up to ``limit`` of the oldest pending provider runs inside the caller's
+    transaction (which must commit): a worker with several free slots fills them with one
+    transaction. With ``max_running``, only while fewer runs than that run (all workers)."""
+    if max_running is not None:
+        limit = min(limit, max_running - uow.runs.count_running())
+    if limit <= 0:
+        return []
+    claims: list[Claim] = []
     now = now_ts()
-    claimed = uow.runs.set(
-        run_id,
-        only_status=(RunStatus.PENDING.value,),
-        status=RunStatus.RUNNING.value,
-        started_at=now,
-        lease_owner=worker_id,
-        lease_expires_at=ts_after(lease_s),
-    )
-    if not claimed:
-        return None
-    run = require(uow.runs.get(run_id), "run", run_id)
-    approved = require(uow.approved.get(run.approved_id), "approved item", run.approved_id)
-    emit(
-        uow,
-        EventType.RUN_STARTED,
-        run_id,
-        run_id=run_id,
-        approved_id=run.approved_id,
-        status=run.status.value,
-        attempt=run.attempt,
-        worker=worker_id,
-    )
-    append_log_in(
-        uow, run_id, ts=now, level="info", msg=f"attempt {run.attempt} started by {worker_id}"
-    )
-    audit.record(
-        uow.audit,
-        actor=f"system:{worker_id}",
-        action="run.start",
-        target=run_id,
-        detail={"attempt": run.attempt},
-    )
-    return Claim(run=run, approved=approved)
+    expires = ts_after(lease_s)
+    for run_id in uow.runs.pending_ids(limit=limit):
+        claimed = uow.runs.set(
+            run_id,
+            only_status=(RunStatus.PENDING.value,),
+            status=RunStatus.RUNNING.value,
+            started_at=now,
+            lease_owner=worker_id,
+            lease_expires_at=expires,
+        )
+        if not claimed:
+            continue
+        run = require(uow.runs.get(run_id), "run", run_id)
+        approved = require(uow.approved.get(run.approved_id), "approved item", run.approved_id)
+        emit(
+            uow,
+            EventType.RUN_STARTED,
+            run_id,
+            run_id=run_id,
+            approved_id=run.approved_id,
+            status=run.status.value,
+            attempt=run.attempt,
+            worker=worker_id,
+        )
+        append_log_in(
+            uow, run_id, ts=now, level="info", msg=f"attempt {run.attempt} started by {worker_id}"
+        )
+        audit.record(
+            uow.audit,
+            actor=f"system:{worker_id}",
+            action="run.start",
+            target=run_id,
+            detail={"attempt": run.attempt},
+        )
+        claims.append(Claim(run=run, approved=approved))
+    return claims

@@ -22,7 +22,14 @@ from core.models import Approved, Executor, LogLine, LogPage, Page, Run, RunStat
 from core.pagination import MAX_SEQ, check_limit, decode_cursor, encode_cursor
 from core.ports import UowFactory
 from core.services.base import Service, load_config, require
-from core.services.run_steps import Claim, append_log_in, claim_in, finished_in, insert_run
+from core.services.run_steps import (
+    Claim,
+    append_log_in,
+    claim_in,
+    claim_many_in,
+    finished_in,
+    insert_run,
+)
 from core.timeutil import now_ts, ts_after
 
 __all__ = ["Claim", "RunService", "append_log_in", "finished_in", "insert_run"]
@@ -203,6 +210,19 @@ class RunService(Service):
                 uow.commit()
         return claim
 
+    def claim_many(
+        self, *, worker_id: str, lease_s: float, max_running: int | None, limit: int
+    ) -> builtins.list[Claim]:
+        """Up to ``limit`` pending runs moved to running under this worker's lease, in one
+        transaction (a worker with several free slots fills them at once)."""
+        with self._uow(write=True) as uow:
+            claims = claim_many_in(
+                uow, worker_id=worker_id, lease_s=lease_s, max_running=max_running, limit=limit
+            )
+            if claims:
+                uow.commit()
+        return claims
+
     def heartbeat(
         self, *, run_ids: builtins.list[str], worker_id: str, lease_s: float
     ) -> dict[str, bool]:
@@ -247,7 +267,7 @@ class RunService(Service):
         terminal run never changes status again."""
         ours, _ = self.finish_and_claim(
             run_id=run_id, worker_id=worker_id, status=status, output=output, error=error,
-            usage=usage, log=log, lease_s=None,
+            usage=usage, log=log, lease_s=None, claim=0,
         )  # fmt: skip
         return ours
 
@@ -259,13 +279,15 @@ class RunService(Service):
         status: RunStatus,
         lease_s: float | None,
         max_running: int | None = None,
+        claim: int = 1,
         output: str | None = None,
         error: str | None = None,
         usage: dict[str, object] | None = None,
         log: str | None = None,
-    ) -> tuple[bool, Claim | None]:
-        """``finish``, and with a ``lease_s`` claim the next pending run in the same
-        transaction: a busy worker pays one commit per run cycle instead of two."""
+    ) -> tuple[bool, builtins.list[Claim]]:
+        """``finish``, and with a ``lease_s`` claim up to ``claim`` pending runs (the slots
+        free after it) in the same transaction: a busy worker pays one commit per run cycle
+        instead of two."""
         if not status.terminal:
             raise ValueError("finish needs a terminal status")
         with self._uow(write=True) as uow:
@@ -295,12 +317,14 @@ class RunService(Service):
                     outcome="ok" if status is RunStatus.DONE else "error",
                     detail={"status": status.value},
                 )
-            claim = None
-            if lease_s is not None:
-                claim = claim_in(uow, worker_id=worker_id, lease_s=lease_s, max_running=max_running)
-            if ours or claim is not None:
+            claims: builtins.list[Claim] = []
+            if lease_s is not None and claim > 0:
+                claims = claim_many_in(
+                    uow, worker_id=worker_id, lease_s=lease_s, max_running=max_running, limit=claim
+                )
+            if ours or claims:
                 uow.commit()
-        return ours, claim
+        return ours, claims
 
     def recover_expired(self) -> builtins.list[str]:
         """Runs whose lease expired go back to pending (attempt + 1), or end ``error`` after

@@ -7,7 +7,8 @@ watches the store's files, with PostgreSQL the store's change notifications
 (``LISTEN/NOTIFY``); a short poll remains as the fallback.
 
 Per run the store sees about one small write transaction: finishing a run claims the next
-pending one in the same transaction (runs that find an idle slot are claimed on their own).
+pending one in the same transaction, and a wake-up with several free slots claims for all
+of them in one transaction (not one per slot).
 The config and the active provider are read when they change (this process's writes say so
 on the bus) and at most once per ``SETTINGS_REFRESH_S`` otherwise, not once per run.
 Every store call runs in a worker thread.
@@ -276,16 +277,15 @@ class RunWorker:
             # A read first: an idle store costs no write transaction per wake-up.
             if not self._runs.has_pending():
                 return
-            while free > 0 and not self._stopping:
-                # The limit holds across workers too: several workers share one budget.
-                claim = self._runs.claim_next(
-                    worker_id=self.worker_id,
-                    lease_s=self._lease_s,
-                    max_running=config.max_concurrent_runs,
-                )
-                if claim is None:
-                    return
-                free -= 1
+            # Every free slot in one transaction; the limit holds across workers too
+            # (several workers share one budget).
+            claims = self._runs.claim_many(
+                worker_id=self.worker_id,
+                lease_s=self._lease_s,
+                max_running=config.max_concurrent_runs,
+                limit=free,
+            )
+            for claim in claims:
                 self._hand_over(claim, config, provider)
 
     def _hand_over(self, claim: Claim, config: Config, provider: ActiveProvider) -> None:
@@ -325,8 +325,7 @@ class RunWorker:
             self._jobs.pop(job.run.id, None)
             if not job.released:  # ended without a finish (lease lost, worker stopping)
                 await to_thread.run_sync(self._release, job)
-            if self._wake is not None:
-                self._wake.set()  # a slot is free
+            self.store_changed()  # a slot is free (unless the finish filled it again)
 
     def _noter(self, job: Job) -> Callable[[str], Any]:
         async def note(msg: str) -> None:
@@ -372,28 +371,23 @@ class RunWorker:
             return ours
         with self._claim_lock:
             config, provider = self._current_settings()
-            slot_after = self._held - (0 if job.released else 1) < config.max_concurrent_runs
-            ours, claim = self._runs.finish_and_claim(
+            # Every slot free once this run ends is filled in the same transaction.
+            free = config.max_concurrent_runs - (self._held - (0 if job.released else 1))
+            ours, claims = self._runs.finish_and_claim(
                 run_id=job.run.id,
                 worker_id=self.worker_id,
-                lease_s=self._lease_s if slot_after else None,
+                lease_s=self._lease_s if free > 0 else None,
                 max_running=config.max_concurrent_runs,
+                claim=max(free, 0),
                 **values,
             )
             if not job.released:
                 job.released = True
                 self._held -= 1
-            if claim is not None:
+            for claim in claims:
                 self._hand_over(claim, config, provider)
-            # Every slot is taken again (the usual case): nothing more to claim, and the
-            # dispatch loop still notices a raised max_concurrent_runs on its next pass.
-            more = self._held < config.max_concurrent_runs
-        if not more:
-            return ours
-        try:
-            self._claim_batch()
-        except Exception:
-            log.exception("worker %s: claiming runs failed", self.worker_id)
+        # Fewer claims than free slots: nothing else was pending (or the limit across
+        # workers was reached); the next commit or poll wakes the dispatch loop.
         return ours
 
 

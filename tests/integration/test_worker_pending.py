@@ -50,13 +50,13 @@ async def test_a_pending_agent_run_costs_wake_ups_no_claim(
 ) -> None:
     use_fake(services, fake, admin)
     claims: list[int] = []
-    real_claim = services.runs.claim_next
+    real_claim = services.runs.claim_many
 
     def counted_claim(**kwargs: Any) -> Any:
         claims.append(1)
         return real_claim(**kwargs)
 
-    services.runs.claim_next = counted_claim  # type: ignore[method-assign]
+    services.runs.claim_many = counted_claim  # type: ignore[method-assign]
     run_id = agent_run(services, admin, operator)
     async with running(services) as worker:
         for _ in range(5):  # wake-ups, as a commit of this process or another one gives
