@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from core.canonical import HASH_VERSION, content_sha256
-from core.models import Approved, Draft, DraftStatus, DraftView, Plan, Scope
+from core.models import ApprovalCount, Approved, Draft, DraftStatus, DraftView, Plan, Scope
 
 __all__ = ["draft_sha256", "draft_view", "effective_scope"]
+
+_VIEW_FIELDS = frozenset(DraftView.model_fields)
+_UNCOUNTED = ApprovalCount(have=0, need=1)
 
 
 def effective_scope(draft_scope: Scope, plan: Plan, task_id: str | None) -> Scope:
@@ -37,4 +40,12 @@ def draft_view(draft: Draft, plan: Plan, approved: Approved | None = None) -> Dr
     else:
         scope = effective_scope(draft.scope, plan, draft.task_id)
         sha = draft_sha256(draft, scope)
-    return DraftView.model_construct(**dict(draft), effective_scope=scope, content_sha256=sha)
+    # Every field given (no default is deep-copied) and taken as validated: ``draft`` was.
+    # ``approvals`` is a placeholder the caller replaces (``core.services.quorum``).
+    return DraftView.model_construct(
+        set(_VIEW_FIELDS),
+        **draft.__dict__,
+        effective_scope=scope,
+        content_sha256=sha,
+        approvals=_UNCOUNTED,
+    )

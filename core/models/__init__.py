@@ -66,6 +66,11 @@ from core.models.settings import (
     ProviderHealth,
 )
 
+# Pages the services build on every list read. pydantic keeps a parametrized generic only
+# while something refers to it: without these references ``Page[DraftView]`` would be
+# built again (a new class, its schema and validator: milliseconds) on many calls.
+_PAGES = (Page[Approved], Page[AuditEntry], Page[DraftRevision], Page[DraftView], Page[Run])
+
 __all__ = [
     "MAX_CONTENT_BYTES",
     "MAX_CONTEXT_BYTES",

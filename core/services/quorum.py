@@ -44,7 +44,7 @@ def with_counts(
             have = count_have(records.get(view.id, []), sha=view.content_sha256, cutoff=cutoff)
         else:
             have = 0
-        view.approvals = ApprovalCount.model_construct(have=have, need=need)
+        view.approvals = ApprovalCount(have=have, need=need)  # validated in C: cheaper
     return shown
 
 
