@@ -18,6 +18,13 @@ _A = t.approvals
 _ACTIVE = "active"
 _IN_CHUNK = 500
 _INSERT = sa.insert(_A)
+# Built once with an expanding IN: a page of ids is bound as values, not coerced into a new
+# statement (and cache key) per read.
+_COUNTS = sa.select(_A.c.draft_id, _A.c.actor, _A.c.content_sha256, _A.c.created_at).where(
+    _A.c.draft_id.in_(sa.bindparam("ids", expanding=True)),
+    _A.c.status == _ACTIVE,
+    _A.c.created_at >= sa.bindparam("since"),
+)
 _ACTIVE_OF = (
     sa.select(_A.c.actor, _A.c.content_sha256, _A.c.created_at, _A.c.token_key)
     .where(_A.c.draft_id == sa.bindparam("draft_id"), _A.c.status == _ACTIVE)
@@ -68,12 +75,8 @@ class ApprovalRepo(Repo):
         wanted = builtins.list(dict.fromkeys(draft_ids))
         found: dict[str, builtins.list[tuple[str, str, str]]] = {}
         for start in range(0, len(wanted), _IN_CHUNK):
-            stmt = sa.select(_A.c.draft_id, _A.c.actor, _A.c.content_sha256, _A.c.created_at).where(
-                _A.c.draft_id.in_(wanted[start : start + _IN_CHUNK]),
-                _A.c.status == _ACTIVE,
-                _A.c.created_at >= since,
-            )
-            for draft_id, actor, sha, created in self.conn.execute(stmt):
+            chunk = {"ids": wanted[start : start + _IN_CHUNK], "since": since}
+            for draft_id, actor, sha, created in self.conn.execute(_COUNTS, chunk):
                 found.setdefault(draft_id, []).append((actor, sha, created))
         return found
 
