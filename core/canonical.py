@@ -30,8 +30,12 @@ HASH_VERSION = 2
 HASH_VERSIONS = (1, 2)
 
 
+# One encoder (``json.dumps`` with options builds a new one per call); the same output.
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
 def canonical_json(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return _CANONICAL.encode(value)
 
 
 def sha256_hex(text: str) -> str:

@@ -34,6 +34,8 @@ __all__ = [
 ]
 
 MAX_TEXT_CHARS = 64 * 1024
+# ``json.dumps`` with any option builds a new encoder per call: one for every size check.
+_encode = json.JSONEncoder(ensure_ascii=False).encode
 LEGACY_ACTOR = "legacy:unknown"
 # What ``core.timeutil.format_ts`` writes: 2026-11-24T15:04:05.123456Z.
 _CANONICAL_TS = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{6}Z")
@@ -74,7 +76,7 @@ def json_object(data: dict[str, Any], key: str, *, max_bytes: int) -> dict[str, 
         return None
     if not isinstance(value, dict):
         raise BadFile(f"{key} must be a JSON object, got {type(value).__name__}")
-    size = len(json.dumps(value, ensure_ascii=False).encode("utf-8"))
+    size = len(_encode(value).encode("utf-8"))
     if size > max_bytes:
         raise BadFile(f"{key} is {size} bytes; the limit is {max_bytes}")
     return value

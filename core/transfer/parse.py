@@ -20,6 +20,7 @@ from core.models import (
     Config,
     Draft,
     DraftStatus,
+    Executor,
     Generation,
     Plan,
     PlanIn,
@@ -146,7 +147,8 @@ def parse_draft(data: dict[str, Any], stem: str) -> Draft:
     updated_at = f.timestamp(data, "updated_at")
     generation = f.json_object(data, "generation", max_bytes=MAX_TEXT_CHARS)
     rejected = f.text(data, "rejected_reason") or f.text(data, "reason")
-    return Draft(
+    # Every field was checked above (and the file's text at load): no second validation.
+    return Draft.model_construct(
         id=draft_id,
         prompt=prompt,
         content=content,
@@ -200,7 +202,7 @@ def parse_approved(data: dict[str, Any], stem: str) -> tuple[Approved, bool]:
                 "is not imported"
             )
     return (
-        Approved(
+        Approved.model_construct(
             id=approved_id,
             draft_id=f.ref_id(data, "draft_id", IdKind.DRAFT),
             draft_revision=f.integer(data, "draft_revision", default=1, minimum=1),
@@ -232,9 +234,10 @@ def parse_run(data: dict[str, Any], stem: str) -> RunIn:
             f"status {raw_status[:40]!r} is not one of pending|running|done|error|cancelled"
         )
     status = RunStatus(status_text)
-    executor = data.get("executor") or "provider"
-    if executor not in ("provider", "agent"):
+    raw_executor = data.get("executor") or "provider"
+    if raw_executor not in ("provider", "agent"):
         raise BadFile("executor must be 'provider' or 'agent'")
+    executor: Executor = "agent" if raw_executor == "agent" else "provider"
     agent = data.get("agent") or None
     if agent is not None:
         try:
@@ -263,7 +266,7 @@ def parse_run(data: dict[str, Any], stem: str) -> RunIn:
     if not isinstance(cancel, bool):
         raise BadFile("cancel_requested must be true or false")
     stored = (f.text(data, "content_sha256", max_chars=128) or "").strip().lower()
-    run = Run(
+    run = Run.model_construct(
         id=run_id,
         approved_id=f.ref_id(data, "approved_id", IdKind.APPROVED),
         content_sha256=stored or "",
