@@ -155,8 +155,12 @@ def _logging(verbose: bool = False) -> None:
         stream=sys.stderr,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    # Alembic narrates every plugin and migration step at INFO; keep start-up readable.
+    # Alembic narrates every plugin and migration step at INFO; keep start-up readable. httpx
+    # logs every request at INFO: one line per provider call and webhook delivery, which
+    # the run log and the deliveries record already hold.
     logging.getLogger("alembic").setLevel(logging.WARNING)
+    if not verbose:
+        logging.getLogger("httpx").setLevel(logging.WARNING)
 
 
 data_dir_option = click.option(
