@@ -21,7 +21,6 @@ import argparse
 import asyncio
 import json
 import logging
-import secrets
 import socket
 import statistics
 import subprocess
@@ -29,8 +28,6 @@ import sys
 import tempfile
 import time
 import urllib.request
-from collections.abc import Iterator
-from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
 
@@ -39,6 +36,7 @@ sys.path.insert(0, str(ROOT))
 
 from anyio import to_thread  # noqa: E402
 
+from bench import benchlib  # noqa: E402
 from core.auth import Principal  # noqa: E402
 from core.bootstrap import (  # noqa: E402
     Services,
@@ -252,27 +250,6 @@ async def bench(args: argparse.Namespace, services: Services) -> None:
     )
 
 
-@contextmanager
-def _store(server: str | None) -> Iterator[str | None]:
-    """``None`` (the SQLite default), or a fresh database on the PostgreSQL ``server``."""
-    if server is None:
-        yield None
-        return
-    import psycopg
-    import sqlalchemy as sa
-
-    base = sa.make_url(Settings(database_url=server).db_url)
-    admin = base.set(drivername="postgresql").render_as_string(hide_password=False)
-    name = f"ops_bench_{secrets.token_hex(4)}"
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield base.set(database=name).render_as_string(hide_password=False)
-    finally:
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=100)
@@ -287,7 +264,10 @@ def main() -> None:
     logging.basicConfig(level=logging.WARNING)
     provider, url = start_provider(args.delay)
     try:
-        with tempfile.TemporaryDirectory(prefix="ops-bench-") as tmp, _store(args.postgres) as db:
+        with (
+            tempfile.TemporaryDirectory(prefix="ops-bench-") as tmp,
+            benchlib.fresh_database(args.postgres) as db,
+        ):
             out(f"store: {'PostgreSQL' if db else 'SQLite'}")
             services = build_services(Settings(data_dir=Path(tmp), database_url=db))
             try:

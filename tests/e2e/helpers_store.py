@@ -35,27 +35,8 @@ def _say(line: str) -> None:
 
 
 def approve_once(draft_id: str, start_file: Path) -> int:
-    """Approve one draft as soon as the start file appears."""
-    services = build_services(Settings())
-    actor = Principal(role=Role.OPERATOR, name=f"proc-{os.getpid()}")
-    try:
-        _say("ready")
-        deadline = time.monotonic() + 60
-        while not start_file.exists():
-            if time.monotonic() > deadline:
-                _say(json.dumps({"error": "start file never appeared"}))
-                return 1
-            time.sleep(0.001)
-        try:
-            result = services.approvals.approve(draft_id=draft_id, actor=actor, auto_run=True)
-        except OpsError as exc:
-            _say(json.dumps({"error": f"{exc.code}: {exc.message}"}))
-            return 1
-        run_id = result.run.id if result.run is not None else None
-        _say(json.dumps({"approved_id": result.approved.id, "run_id": run_id}))
-        return 0
-    finally:
-        services.close()
+    """Approve one draft as soon as the start file appears (an operator of this process)."""
+    return approve_as(f"proc-{os.getpid()}", draft_id, start_file)
 
 
 def approve_as(name: str, draft_id: str, start_file: Path) -> int:
