@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any, Protocol
 
 from core.canonical import canonical_json, sha256_hex
@@ -22,11 +23,18 @@ class AuditSink(Protocol):
     def add(self, entry: AuditEntry) -> None: ...
 
 
+@lru_cache(maxsize=4096)
+def _secret_key(key: str) -> bool:
+    """Whether a detail key could name a secret (the keys are a small fixed set: cached)."""
+    lowered = key.lower()
+    return any(word in lowered for word in _SECRET_KEYS) and lowered != "api_key_set"
+
+
 def scrub(detail: dict[str, Any]) -> dict[str, Any]:
     """Drop any key that could hold a secret, at any depth."""
     clean: dict[str, Any] = {}
     for key, value in detail.items():
-        if any(word in key.lower() for word in _SECRET_KEYS) and key.lower() != "api_key_set":
+        if _secret_key(key):
             continue
         clean[key] = scrub(value) if isinstance(value, dict) else value
     return clean

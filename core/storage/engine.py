@@ -16,11 +16,11 @@ from core.config import Settings
 from core.errors import StorageError
 from core.storage.postgres import make_postgres_engine
 
-__all__ = ["POOL_SIZE", "WRITE", "make_engine", "sqlite_path", "truncate_wal"]
+__all__ = ["POOL_SIZE", "WRITE", "begin", "make_engine", "sqlite_path", "truncate_wal"]
 
-# Execution option that marks a connection as a writer: SQLite then takes the write lock at
-# BEGIN (BEGIN IMMEDIATE), so concurrent writers queue on the busy timeout instead of failing
-# when a read transaction tries to upgrade.
+# Marks a connection as a writer while it begins (``begin``): SQLite then takes the write
+# lock at BEGIN (BEGIN IMMEDIATE), so concurrent writers queue on the busy timeout instead of
+# failing when a read transaction tries to upgrade.
 WRITE = "ops_write"
 BUSY_TIMEOUT_MS = 15_000
 # Connections kept open: as many as threads may use the store at once (the gateway runs its
@@ -93,14 +93,26 @@ def _install_sqlite_hooks(engine: Engine, *, read_only: bool) -> None:
             cur.execute("PRAGMA synchronous = FULL")
         cur.close()
 
-    @event.listens_for(engine, "begin")
-    def _on_begin(conn: sa.Connection) -> None:
-        write = conn.get_execution_options().get(WRITE, False)
-        # Straight to the driver: BEGIN needs no statement compilation or result handling,
-        # and it runs once per unit of work.
-        conn.connection.driver_connection.execute(  # type: ignore[union-attr]
+    def _do_begin(dbapi_conn: Any) -> None:
+        # The dialect's own begin (SQLite's driver would issue none), not a "begin" event
+        # listener: an engine with a listener dispatches four events on every statement.
+        write = dbapi_conn.info.get(WRITE, False)
+        dbapi_conn.driver_connection.execute(
             "BEGIN IMMEDIATE" if write and not read_only else "BEGIN"
         )
+
+    engine.dialect.do_begin = _do_begin  # type: ignore[method-assign,assignment]
+
+
+def begin(conn: sa.Connection, *, write: bool) -> None:
+    """Begin ``conn``'s transaction; a SQLite writer takes the write lock at BEGIN
+    (``BEGIN IMMEDIATE``). PostgreSQL's writers take theirs after it (``take_write_lock``)."""
+    info = conn.connection.info
+    info[WRITE] = write
+    try:
+        conn.begin()
+    finally:
+        info.pop(WRITE, None)
 
 
 def truncate_wal(engine: Engine) -> None:

@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from core.errors import DuplicateKeyError, StorageError
-from core.storage.engine import WRITE
+from core.storage.engine import begin
 from core.storage.failures import as_storage_error
 from core.storage.gate import write_gate
 from core.storage.postgres import notify_change, take_write_lock
@@ -142,9 +142,7 @@ class SqlUnitOfWork:
             conn: Connection | None = None
             try:
                 conn = self._engine.connect()
-                if self._write:
-                    conn = conn.execution_options(**{WRITE: True})
-                conn.begin()
+                begin(conn, write=self._write)
                 if self._write and self._postgres:
                     take_write_lock(conn)
                 return conn
