@@ -11,7 +11,17 @@ from core.canonical import canonical_json, sha256_hex
 from core.models import AuditEntry
 from core.timeutil import now_ts
 
-__all__ = ["GENESIS", "AuditSink", "VerifyResult", "entry_hash", "record", "scrub", "verify_rows"]
+__all__ = [
+    "GENESIS",
+    "AuditBatchSink",
+    "AuditSink",
+    "VerifyResult",
+    "entry_hash",
+    "record",
+    "record_many",
+    "scrub",
+    "verify_rows",
+]
 
 GENESIS = "0" * 64
 _OUTCOMES = ("ok", "denied", "error")
@@ -21,6 +31,11 @@ _SECRET_KEYS = ("api_key", "token", "secret", "password", "authorization")
 class AuditSink(Protocol):
     def head(self) -> tuple[int, str] | None: ...
     def add(self, entry: AuditEntry) -> None: ...
+
+
+class AuditBatchSink(Protocol):
+    def head(self) -> tuple[int, str] | None: ...
+    def add_many(self, entries: list[AuditEntry]) -> None: ...
 
 
 @lru_cache(maxsize=4096)
@@ -77,6 +92,39 @@ def record(
     entry = AuditEntry.model_construct(**fields, hash=entry_hash(fields))
     sink.add(entry)
     return entry
+
+
+def record_many(sink: AuditBatchSink, entries: Iterable[dict[str, Any]]) -> list[AuditEntry]:
+    """Append several entries, each chained to the one before it, inside the caller's
+    transaction: one read of the head and one insert for all of them. Each of ``entries``
+    holds ``record``'s keyword arguments (``actor``, ``action``, ``target``, ``outcome``,
+    ``detail``)."""
+    specs = list(entries)
+    if not specs:
+        return []
+    head = sink.head()
+    seq, prev = (head[0], head[1]) if head else (0, GENESIS)
+    ts = now_ts()
+    chained: list[AuditEntry] = []
+    for spec in specs:
+        outcome = spec.get("outcome", "ok")
+        if outcome not in _OUTCOMES:
+            raise ValueError(f"audit outcome must be one of {_OUTCOMES}")
+        seq += 1
+        fields: dict[str, Any] = {
+            "seq": seq,
+            "ts": ts,
+            "actor": spec["actor"],
+            "action": spec["action"],
+            "target": spec.get("target"),
+            "outcome": outcome,
+            "detail": scrub(spec.get("detail") or {}),
+            "prev_hash": prev,
+        }
+        prev = entry_hash(fields)
+        chained.append(AuditEntry.model_construct(**fields, hash=prev))
+    sink.add_many(chained)
+    return chained
 
 
 @dataclass(frozen=True)

@@ -4,9 +4,11 @@ service (auto-run) and the agent service compose them into their units of work."
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 from core import audit
+from core.audit import scrub
 from core.auth import Principal
 from core.errors import (
     RunAlreadyActiveError,
@@ -19,7 +21,15 @@ from core.services.base import load_config, require
 from core.services.expiry import check_runnable
 from core.timeutil import now_ts, ts_after
 
-__all__ = ["Claim", "append_log_in", "claim_in", "claim_many_in", "finished_in", "insert_run"]
+__all__ = [
+    "Claim",
+    "RunWrites",
+    "append_log_in",
+    "claim_in",
+    "claim_many_in",
+    "finished_in",
+    "insert_run",
+]
 
 
 def append_log_in(uow: UnitOfWork, run_id: str, *, ts: str, level: str, msg: str) -> int:
@@ -115,50 +125,82 @@ def claim_in(
 
 
 def claim_many_in(
-    uow: UnitOfWork, *, worker_id: str, lease_s: float, max_running: int | None, limit: int
+    uow: UnitOfWork,
+    *,
+    worker_id: str,
+    lease_s: float,
+    max_running: int | None,
+    limit: int,
+    writes: RunWrites | None = None,
 ) -> list[Claim]:
     """Claim up to ``limit`` of the oldest pending provider runs inside the caller's
     transaction (which must commit): a worker with several free slots fills them with one
-    transaction. With ``max_running``, only while fewer runs than that run (all workers)."""
+    transaction, and the claims' statements are set-based (one update for every run, one
+    read of their items, one insert each for their log lines, events and audit entries).
+    With ``max_running``, only while fewer runs than that run (all workers). With
+    ``writes``, the rows are added to it for the caller to flush."""
     if max_running is not None:
         limit = min(limit, max_running - uow.runs.count_running())
     if limit <= 0:
         return []
-    claims: list[Claim] = []
+    run_ids = uow.runs.pending_ids(limit=limit)
+    if not run_ids:
+        return []
     now = now_ts()
-    expires = ts_after(lease_s)
-    for run_id in uow.runs.pending_ids(limit=limit):
-        claimed = uow.runs.set(
-            run_id,
-            only_status=(RunStatus.PENDING.value,),
-            status=RunStatus.RUNNING.value,
-            started_at=now,
-            lease_owner=worker_id,
-            lease_expires_at=expires,
-        )
-        if not claimed:
-            continue
-        run = require(uow.runs.get(run_id), "run", run_id)
-        approved = require(uow.approved.get(run.approved_id), "approved item", run.approved_id)
-        emit(
-            uow,
+    started = uow.runs.start_many(run_ids, now=now, owner=worker_id, expires=ts_after(lease_s))
+    if not started:
+        return []
+    items = uow.approved.get_many([run.approved_id for run, _ in started])
+    batch = writes if writes is not None else RunWrites()
+    claims: list[Claim] = []
+    for run, seq in started:
+        approved = require(items.get(run.approved_id), "approved item", run.approved_id)
+        batch.event(
             EventType.RUN_STARTED,
-            run_id,
-            run_id=run_id,
+            run.id,
+            run_id=run.id,
             approved_id=run.approved_id,
             status=run.status.value,
             attempt=run.attempt,
             worker=worker_id,
         )
-        append_log_in(
-            uow, run_id, ts=now, level="info", msg=f"attempt {run.attempt} started by {worker_id}"
+        batch.log(
+            run.id, seq, ts=now, level="info", msg=f"attempt {run.attempt} started by {worker_id}"
         )
-        audit.record(
-            uow.audit,
-            actor=f"system:{worker_id}",
-            action="run.start",
-            target=run_id,
-            detail={"attempt": run.attempt},
+        batch.audit.append(
+            {
+                "actor": f"system:{worker_id}",
+                "action": "run.start",
+                "target": run.id,
+                "detail": {"attempt": run.attempt},
+            }
         )
         claims.append(Claim(run=run, approved=approved))
+    if writes is None:
+        batch.flush(uow)
     return claims
+
+
+@dataclass
+class RunWrites:
+    """Log lines, events and audit entries of one transaction's run steps, written together
+    by ``flush`` (one statement each) in the order they were added."""
+
+    logs: list[dict[str, Any]] = field(default_factory=list)
+    events: list[dict[str, Any]] = field(default_factory=list)
+    audit: list[dict[str, Any]] = field(default_factory=list)
+
+    def event(self, type: EventType, subject: str, **data: Any) -> None:
+        self.events.append({"ts": now_ts(), "type": type.value, "subject": subject,
+                            "data": scrub(data)})  # fmt: skip
+
+    def log(self, run_id: str, seq: int, *, ts: str, level: str, msg: str) -> None:
+        """A log line whose ``seq`` the caller reserved, and its ``run.log`` event."""
+        self.logs.append({"run_id": run_id, "seq": seq, "ts": ts, "level": level, "msg": msg})
+        self.event(EventType.RUN_LOG, run_id, run_id=run_id, seq=seq, ts=ts, level=level, msg=msg)
+
+    def flush(self, uow: UnitOfWork) -> None:
+        uow.logs.add_many(self.logs)
+        uow.events.add_many(self.events)
+        audit.record_many(uow.audit, self.audit)
+        self.logs, self.events, self.audit = [], [], []

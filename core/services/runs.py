@@ -18,12 +18,13 @@ from core.errors import (
 from core.events import EventBus
 from core.executors import resolve_executor
 from core.ids import IdKind, validate_id
-from core.models import Approved, Executor, LogLine, LogPage, Page, Run, RunStatus
+from core.models import Approved, EventType, Executor, LogLine, LogPage, Page, Run, RunStatus
 from core.pagination import MAX_SEQ, check_limit, decode_cursor, encode_cursor
 from core.ports import UowFactory
 from core.services.base import Service, load_config, require
 from core.services.run_steps import (
     Claim,
+    RunWrites,
     append_log_in,
     claim_in,
     claim_many_in,
@@ -292,38 +293,38 @@ class RunService(Service):
             raise ValueError("finish needs a terminal status")
         with self._uow(write=True) as uow:
             now = now_ts()
-            ours = uow.runs.set(
-                run_id,
-                only_status=(RunStatus.RUNNING.value,),
-                owner=worker_id,
-                status=status.value,
-                finished_at=now,
-                output=output,
-                error=error,
-                usage=usage,
-                lease_owner=None,
-                lease_expires_at=None,
-            )
-            if ours:
+            writes = RunWrites()
+            done = uow.runs.finish(
+                run_id, owner=worker_id, log_line=bool(log), status=status.value,
+                finished_at=now, output=output, error=error, usage=usage,
+            )  # fmt: skip
+            if done is not None:
+                approved_id, attempt, executor, seq = done
                 if log:
-                    level = "error" if error else "info"
-                    append_log_in(uow, run_id, ts=now, level=level, msg=log)
-                finished_in(uow, run_id)
-                audit.record(
-                    uow.audit,
-                    actor=f"system:{worker_id}",
-                    action="run.finish",
-                    target=run_id,
-                    outcome="ok" if status is RunStatus.DONE else "error",
-                    detail={"status": status.value},
+                    writes.log(run_id, seq, ts=now, level="error" if error else "info", msg=log)
+                writes.event(
+                    EventType.RUN_FINISHED, run_id, run_id=run_id, approved_id=approved_id,
+                    status=status.value, attempt=attempt, executor=executor,
+                )  # fmt: skip
+                writes.audit.append(
+                    {
+                        "actor": f"system:{worker_id}",
+                        "action": "run.finish",
+                        "target": run_id,
+                        "outcome": "ok" if status is RunStatus.DONE else "error",
+                        "detail": {"status": status.value},
+                    }
                 )
             claims: builtins.list[Claim] = []
             if lease_s is not None and claim > 0:
                 claims = claim_many_in(
-                    uow, worker_id=worker_id, lease_s=lease_s, max_running=max_running, limit=claim
-                )
-            if ours or claims:
+                    uow, worker_id=worker_id, lease_s=lease_s, max_running=max_running,
+                    limit=claim, writes=writes,
+                )  # fmt: skip
+            if done is not None or claims:
+                writes.flush(uow)
                 uow.commit()
+        ours = done is not None
         return ours, claims
 
     def recover_expired(self) -> builtins.list[str]:

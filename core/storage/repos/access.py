@@ -84,6 +84,11 @@ class AuditRepo(Repo):
     def add(self, entry: AuditEntry) -> None:
         self.conn.execute(_INSERT_AUDIT, dict(entry))  # fields are JSON-ready (see audit.record)
 
+    def add_many(self, entries: list[AuditEntry]) -> None:
+        """Entries already chained (``audit.record_many``), in one statement."""
+        if entries:
+            self.conn.execute(_INSERT_AUDIT, [dict(entry) for entry in entries])
+
     def iter_all(self) -> Iterator[dict[str, Any]]:
         """Raw rows in order, as stored (verification must see exactly what is on disk)."""
         # ``detail`` is read as text and decoded here: a hand-edited row that is not JSON must

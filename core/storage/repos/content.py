@@ -24,6 +24,9 @@ _GET_PLAN = sa.select(t.plan).where(t.plan.c.id == KEY)
 _GET_KV = sa.select(t.kv.c.value).where(t.kv.c.key == KEY)
 _GET_DRAFT = sa.select(t.drafts).where(t.drafts.c.id == KEY)
 _GET_APPROVED = sa.select(t.approved).where(t.approved.c.id == KEY)
+_GET_APPROVED_MANY = sa.select(t.approved).where(
+    t.approved.c.id.in_(sa.bindparam("ids", expanding=True))
+)
 _GET_APPROVED_BY_DRAFT = sa.select(t.approved).where(t.approved.c.draft_id == KEY)
 _APPROVED_COUNT = sa.select(t.counters.c.value).where(t.counters.c.name == "approved")
 _APPROVED_MARKER = sa.select(
@@ -132,6 +135,14 @@ class ApprovedRepo(Repo):
     def get(self, approved_id: str) -> Approved | None:
         data = row_dict(self.conn.execute(_GET_APPROVED, {"key": approved_id}).first())
         return Approved.model_validate(data) if data else None
+
+    def get_many(self, approved_ids: builtins.list[str]) -> dict[str, Approved]:
+        """These approved items, by id (one statement)."""
+        if not approved_ids:
+            return {}
+        rows = self.conn.execute(_GET_APPROVED_MANY, {"ids": sorted(set(approved_ids))})
+        items = (Approved.model_validate(row_dict(r)) for r in rows)
+        return {item.id: item for item in items}
 
     def get_by_draft(self, draft_id: str) -> Approved | None:
         data = row_dict(self.conn.execute(_GET_APPROVED_BY_DRAFT, {"key": draft_id}).first())

@@ -32,6 +32,12 @@ class EventRepo:
         self.conn.execute(_INSERT_EVENT, {"ts": ts, "type": type, "subject": subject, "data": data})
         self.written = True
 
+    def add_many(self, events: list[dict[str, Any]]) -> None:
+        """Several events (``ts, type, subject, data`` each) in one statement, in order."""
+        if events:
+            self.conn.execute(_INSERT_EVENT, events)
+            self.written = True
+
     def head(self) -> int:
         """The highest seq written so far (0 for none)."""
         return int(self.conn.execute(_HEAD).scalar() or 0)

@@ -28,6 +28,51 @@ _GET_RUN = sa.select(*_RUN_PUBLIC).where(t.runs.c.id == KEY)
 _GET_ACTIVE_RUN = sa.select(*_RUN_PUBLIC).where(
     t.runs.c.approved_id == KEY, t.runs.c.status.in_(_ACTIVE)
 )
+# A claim: pending runs become running under a lease, each with its next log seq reserved
+# for the "started" line; the rows come back as they are now (one statement for N runs).
+_START = (
+    sa.update(t.runs)
+    .where(
+        t.runs.c.id.in_(sa.bindparam("ids", expanding=True)),
+        t.runs.c.status == RunStatus.PENDING.value,
+    )
+    .values(
+        status=RunStatus.RUNNING.value,
+        started_at=sa.bindparam("p_now"),
+        lease_owner=sa.bindparam("p_owner"),
+        lease_expires_at=sa.bindparam("p_expires"),
+        log_seq=t.runs.c.log_seq + 1,
+    )
+    .returning(*_RUN_PUBLIC, t.runs.c.log_seq)
+)
+# A finish by the lease holder: the terminal status and result, the lease cleared, the log
+# seq of its last line reserved (``bump`` 0 or 1); returns what its event needs.
+_FINISH = (
+    sa.update(t.runs)
+    .where(
+        t.runs.c.id == sa.bindparam("p_id"),
+        t.runs.c.status == RunStatus.RUNNING.value,
+        t.runs.c.lease_owner == sa.bindparam("p_owner"),
+    )
+    .values(
+        lease_owner=None,
+        lease_expires_at=None,
+        log_seq=t.runs.c.log_seq + sa.bindparam("p_bump", type_=sa.Integer()),
+    )
+    .returning(t.runs.c.approved_id, t.runs.c.attempt, t.runs.c.executor, t.runs.c.log_seq)
+)
+_COUNT_RUNNING = (
+    sa.select(sa.func.count())
+    .select_from(t.runs)
+    .where(t.runs.c.status == RunStatus.RUNNING.value, t.runs.c.executor == "provider")
+)
+_INSERT_LOG = sa.insert(t.run_logs)
+_NEXT_LOG_SEQ = (
+    sa.update(t.runs)
+    .where(t.runs.c.id == KEY)
+    .values(log_seq=t.runs.c.log_seq + 1)
+    .returning(t.runs.c.log_seq)
+)
 
 
 class RunRepo(Repo):
@@ -67,6 +112,38 @@ class RunRepo(Repo):
         if owner is not None:
             stmt = stmt.where(t.runs.c.lease_owner == owner)
         return bool(self.conn.execute(stmt.values(**values)).rowcount)
+
+    def start_many(
+        self, run_ids: builtins.list[str], *, now: str, owner: str, expires: str
+    ) -> builtins.list[tuple[Run, int]]:
+        """Move these pending runs to running under ``owner``'s lease, in ``run_ids``'
+        order; returns each run as it is now with the log seq reserved for its first line.
+        Runs no longer pending are left out."""
+        if not run_ids:
+            return []
+        rows = self.conn.execute(
+            _START, {"ids": run_ids, "p_now": now, "p_owner": owner, "p_expires": expires}
+        ).all()
+        order = {run_id: i for i, run_id in enumerate(run_ids)}
+        started: builtins.list[tuple[Run, int]] = []
+        for row in sorted(rows, key=lambda r: order[r.id]):
+            data = dict(row._mapping)
+            seq = int(data.pop("log_seq"))
+            started.append((Run.model_validate(data), seq))
+        return started
+
+    def finish(
+        self, run_id: str, *, owner: str, log_line: bool, **values: Any
+    ) -> tuple[str, int, str, int] | None:
+        """End a running run this ``owner`` holds with ``values`` (status, finished_at,
+        output, error, usage), reserving a log seq when ``log_line``; (approved_id, attempt,
+        executor, log_seq) of the run, or None when it was not running under that lease."""
+        status = RunStatus(values["status"])
+        if RunStatus.RUNNING not in RUN_SOURCES[status]:
+            return None
+        params = {"p_id": run_id, "p_owner": owner, "p_bump": 1 if log_line else 0, **values}
+        row = self.conn.execute(_FINISH, params).first()
+        return (row[0], int(row[1]), row[2], int(row[3])) if row else None
 
     def active_for(self, approved_id: str) -> Run | None:
         data = row_dict(self.conn.execute(_GET_ACTIVE_RUN, {"key": approved_id}).first())
@@ -118,11 +195,7 @@ class RunRepo(Repo):
 
     def count_running(self) -> int:
         """Running provider runs (the worker's budget; agent runs do not take a slot)."""
-        stmt = sa.select(sa.func.count()).select_from(t.runs)
-        stmt = stmt.where(
-            t.runs.c.status == RunStatus.RUNNING.value, t.runs.c.executor == "provider"
-        )
-        return int(self.conn.execute(stmt).scalar() or 0)
+        return int(self.conn.execute(_COUNT_RUNNING).scalar() or 0)
 
     def agent_lease(self, run_id: str) -> tuple[str, str, str | None, str | None] | None:
         """(status, executor, lease token hash, lease expiry) of a run, or None."""
@@ -169,18 +242,19 @@ class RunRepo(Repo):
 
 class LogRepo(Repo):
     def append(self, run_id: str, *, ts: str, level: str, msg: str) -> int:
-        seq = self.conn.execute(
-            sa.update(t.runs)
-            .where(t.runs.c.id == run_id)
-            .values(log_seq=t.runs.c.log_seq + 1)
-            .returning(t.runs.c.log_seq)
-        ).scalar()
+        seq = self.conn.execute(_NEXT_LOG_SEQ, {"key": run_id}).scalar()
         if seq is None:
             raise StorageError(f"run {run_id} does not exist")
         self.conn.execute(
-            sa.insert(t.run_logs).values(run_id=run_id, seq=seq, ts=ts, level=level, msg=msg)
+            _INSERT_LOG, {"run_id": run_id, "seq": seq, "ts": ts, "level": level, "msg": msg}
         )
         return int(seq)
+
+    def add_many(self, lines: list[dict[str, Any]]) -> None:
+        """Insert log lines whose seq was reserved already (``RunRepo.start_many`` and
+        ``finish``): ``run_id, seq, ts, level, msg`` each, in one statement."""
+        if lines:
+            self.conn.execute(_INSERT_LOG, lines)
 
     def page(self, run_id: str, *, after: int, limit: int) -> list[LogLine]:
         stmt = (
