@@ -1,10 +1,11 @@
 """One reader of the event log per process, fanning out to every open stream.
 
-The hub reads new events from the store whenever a wake-up source says "look" (the
-in-process bus after a local commit, the SQLite file watch for other processes, a
-PostgreSQL ``NOTIFY`` listener) and on a slow fallback poll; the store is the truth, a
-wake-up carries nothing. Each stream is a small queue fed by the hub: idle streams cost no
-store reads. A stream that resumes from an older seq reads its backlog from the store
+The hub reads new events from the store whenever a wake-up source says "look" (the in-
+process bus after a local commit, the SQLite file watch for other processes, a PostgreSQL
+``NOTIFY`` listener) and on a slow fallback poll; the store is the truth, a wake-up carries
+nothing. Each stream is a small queue fed by the hub: idle streams cost no store reads, and
+while no stream is open the hub reads nothing at all (the first stream to open moves it to
+the newest seq). A stream that resumes from an older seq reads its backlog from the store
 itself, then joins the live queue; seqs are strictly increasing, so nothing is sent twice or
 out of order. A stream whose client does not keep up is not buffered without end: it falls
 back to reading the store from the last seq it sent.
@@ -88,6 +89,8 @@ class EventHub:
         self._wake = asyncio.Event()
         self._ready = asyncio.Event()
         self._closed = False
+        self._behind = False  # events may have been committed since the hub last read
+        self._catch_up = asyncio.Lock()
 
     @property
     def streams(self) -> int:
@@ -125,7 +128,10 @@ class EventHub:
             while not self._closed:
                 self._wake.clear()
                 try:
-                    await self._read_new()
+                    if self._subs:
+                        await self._read_new()
+                    else:  # nobody to feed: no read (``subscription`` catches up)
+                        self._behind = True
                 except Exception:
                     log.exception("event hub: reading the event log failed")
                 try:
@@ -183,6 +189,13 @@ class EventHub:
         if self._closed:
             yield None
             return
+        if self._behind and not self._subs:
+            async with self._catch_up:
+                if self._behind and not self._subs:
+                    head = await to_thread.run_sync(self._events.head)
+                    self._position = max(self._position, head)
+                    self._behind = False
+                    self._wake.set()  # a commit seen meanwhile was not read: look again
         sub = Subscription(types=types, subject=subject, start=self._position)
         self._subs.add(sub)
         try:

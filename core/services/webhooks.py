@@ -74,6 +74,7 @@ class Attempt:
 class DueWebhooks:
     ready: list[str]  # ids with an event to post now
     wake_at: datetime | None  # the next time one becomes due (a retry, an expiring lease)
+    active: int = 0  # how many webhooks are active (0: nothing to deliver to at all)
 
 
 def _view(row: dict[str, Any]) -> Webhook:
@@ -232,7 +233,8 @@ class WebhookService(Service):
         ready: builtins.list[str] = []
         wake: str | None = None
         with self._uow() as uow:
-            for row in uow.webhooks.active():
+            rows = uow.webhooks.active()
+            for row in rows:
                 later = None
                 if row["lease_expires_at"] and row["lease_expires_at"] > stamp:
                     later = row["lease_expires_at"]
@@ -242,7 +244,7 @@ class WebhookService(Service):
                     ready.append(row["id"])
                 if later is not None and (wake is None or later < wake):
                     wake = later
-        return DueWebhooks(ready=ready, wake_at=parse_ts(wake) if wake else None)
+        return DueWebhooks(ready=ready, wake_at=parse_ts(wake) if wake else None, active=len(rows))
 
     def claim(
         self, *, webhook_ids: builtins.list[str], owner: str, now: datetime, lease_s: float

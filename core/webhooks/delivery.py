@@ -1,11 +1,13 @@
 """The webhook delivery loop: posts events from the event log to every active webhook.
 
-It runs in the worker process on a thread and event loop of its own
-(``DispatcherThread``), so a slow or dead receiver can never hold up a request or the run
-worker's dispatch loop. It wakes when this process commits events (the in-process bus),
-when any process commits (PostgreSQL ``NOTIFY``, or the SQLite files' stamp), when the
-next retry falls due, and on a slow fallback poll. Each claimed webhook is served by one
-task that posts one event at a time (httpx, bounded by ``OPS_WEBHOOK_TIMEOUT_S``, no
+It runs in the worker process on a thread and event loop of its own (``DispatcherThread``),
+so a slow or dead receiver can never hold up a request or the run worker's dispatch loop. It
+wakes when this process commits events (the in-process bus), when any process commits
+(PostgreSQL ``NOTIFY``, or the SQLite files' stamp), when the next retry falls due, and on a
+slow fallback poll. While no webhook is active, those wake-ups look at the store at most
+once per ``IDLE_S`` (a stream of commits costs no read per commit), so a webhook created
+meanwhile is found within ``IDLE_S`` of the next commit. Each claimed webhook is served by
+one task that posts one event at a time (httpx, bounded by ``OPS_WEBHOOK_TIMEOUT_S``, no
 redirects, the answer's body never read) and records each attempt through
 ``WebhookService.record``; the claim and its lease live in the store
 (``core.services.webhooks``).
@@ -47,6 +49,7 @@ T = TypeVar("T")
 
 POLL_S = 5.0  # the fallback when no wake-up came (a missed notification, a clock jump)
 WATCH_S = 0.05  # how often the SQLite files' stamp is compared (commits by other processes)
+IDLE_S = 1.0  # with no active webhook, commits wake a pass at most this often
 MAX_PARALLEL = 8  # webhooks served at once by one process
 STOP_GRACE_S = 2.0
 USER_AGENT = f"ops-trigger-webhooks/{__version__}"
@@ -79,6 +82,7 @@ class WebhookDispatcher:
         self._timeout_s = self._settings.webhook_timeout_s
         self.lease_s = 2 * self._timeout_s + 30
         self._busy: dict[str, asyncio.Task[None]] = {}
+        self._none_active = False  # the last pass found no active webhook
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wake = asyncio.Event()
         self._stopping = False
@@ -124,10 +128,13 @@ class WebhookDispatcher:
                     wait_s = await self.pass_once()
                 except Exception:
                     log.exception("webhooks: a delivery pass failed")
+                passed = time.monotonic()
                 try:
                     await asyncio.wait_for(self._wake.wait(), timeout=wait_s)
                 except TimeoutError:
                     pass
+                if self._none_active:
+                    await self._rest_until(passed + IDLE_S)
         finally:
             self._stopping = True
             unsubscribe()
@@ -139,6 +146,18 @@ class WebhookDispatcher:
             await self.aclose()
             self._loop = None
             self.ready.clear()
+
+    async def _rest_until(self, until: float) -> None:
+        """Let wake-ups pass until ``until`` (monotonic), unless the dispatcher stops."""
+        while not self._stopping:
+            remaining = until - time.monotonic()
+            if remaining <= 0:
+                return
+            self._wake.clear()
+            try:
+                await asyncio.wait_for(self._wake.wait(), timeout=remaining)
+            except TimeoutError:
+                return
 
     async def open(self) -> None:
         """Open the HTTP client (``run`` does; tests that call ``pass_once`` do it first)."""
@@ -187,6 +206,7 @@ class WebhookDispatcher:
         service = self._services.webhooks
         now = self._clock()
         due = await self._db(service.due, now=now)
+        self._none_active = due.active == 0 and not self._busy
         wanted = [webhook_id for webhook_id in due.ready if webhook_id not in self._busy]
         if wanted and not self._stopping:
             jobs = await self._db(
