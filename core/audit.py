@@ -29,6 +29,11 @@ _SECRET_KEYS = ("api_key", "token", "secret", "password", "authorization")
 
 
 class AuditSink(Protocol):
+    """Where entries are appended. A sink may also offer ``known_head() -> (seq, hash) |
+    None`` (the head it believes current, without reading it) and ``add_at_head(entry) ->
+    bool`` (append only if that entry's ``seq - 1`` and ``prev_hash`` are still the head):
+    ``record`` then skips the read of the head when the belief holds."""
+
     def head(self) -> tuple[int, str] | None: ...
     def add(self, entry: AuditEntry) -> None: ...
 
@@ -76,22 +81,33 @@ def record(
     """Append one entry chained to the previous one, inside the caller's transaction."""
     if outcome not in _OUTCOMES:
         raise ValueError(f"audit outcome must be one of {_OUTCOMES}")
-    head = sink.head()
-    seq, prev = (head[0] + 1, head[1]) if head else (1, GENESIS)
     fields: dict[str, Any] = {
-        "seq": seq,
+        "seq": 0,
         "ts": now_ts(),
         "actor": actor,
         "action": action,
         "target": target,
         "outcome": outcome,
         "detail": scrub(detail or {}),
-        "prev_hash": prev,
+        "prev_hash": GENESIS,
     }
-    # Every field is built right here, so there is nothing to validate: skip pydantic's pass.
-    entry = AuditEntry.model_construct(**fields, hash=entry_hash(fields))
+    add_at_head = getattr(sink, "add_at_head", None)
+    if add_at_head is not None:
+        known: tuple[int, str] | None = sink.known_head()  # type: ignore[attr-defined]
+        if known is not None:
+            entry = _entry(fields, known)
+            if add_at_head(entry):
+                return entry
+    entry = _entry(fields, sink.head())
     sink.add(entry)
     return entry
+
+
+def _entry(fields: dict[str, Any], head: tuple[int, str] | None) -> AuditEntry:
+    """The entry of ``fields`` chained after ``head`` (None: the first of the chain)."""
+    fields["seq"], fields["prev_hash"] = (head[0] + 1, head[1]) if head else (1, GENESIS)
+    # Every field is built by ``record``, so there is nothing to validate: skip pydantic's pass.
+    return AuditEntry.model_construct(**fields, hash=entry_hash(fields))
 
 
 def record_many(sink: AuditBatchSink, entries: Iterable[dict[str, Any]]) -> list[AuditEntry]:

@@ -43,6 +43,11 @@ MAX_OVERFLOW = 20
 POOL_TIMEOUT_S = 15.0
 
 _LOCK = sa.text("SELECT pg_advisory_xact_lock(:key)").bindparams(key=WRITE_LOCK_KEY)
+# The lock and the change notification in one round trip: a notification is queued with the
+# transaction and delivered only if it commits, so queueing it at BEGIN is queueing it at
+# COMMIT (a transaction that rolls back notifies no one).
+_LOCK_AND_NOTIFY = sa.text(f"SELECT pg_advisory_xact_lock(:key), pg_notify('{CHANNEL}', '')")
+_LOCK_AND_NOTIFY = _LOCK_AND_NOTIFY.bindparams(key=WRITE_LOCK_KEY)
 _NOTIFY = sa.text(f"NOTIFY {CHANNEL}")
 
 
@@ -75,9 +80,11 @@ def make_postgres_engine(url: URL | str, *, read_only: bool = False) -> Engine:
     )
 
 
-def take_write_lock(conn: Connection) -> None:
-    """Wait for the store's write lock; it is released when the transaction ends."""
-    conn.execute(_LOCK)
+def take_write_lock(conn: Connection, *, notify: bool = False) -> None:
+    """Wait for the store's write lock; it is released when the transaction ends.
+    ``notify``: also queue the change notification (``notify_change``) in the same
+    statement."""
+    conn.execute(_LOCK_AND_NOTIFY if notify else _LOCK)
 
 
 def notify_change(conn: Connection) -> None:

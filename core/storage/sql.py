@@ -119,6 +119,9 @@ class SqlUnitOfWork:
         self._on_events = on_events
         self._conn: Connection | None = None
         self._made: list[str] = []  # repositories made in this transaction
+        # Whether this transaction's change notification is queued (PostgreSQL writers
+        # queue it with the write lock).
+        self._notified = False
         self._gate = write_gate(engine) if write else None
 
     def __enter__(self) -> SqlUnitOfWork:
@@ -144,7 +147,8 @@ class SqlUnitOfWork:
                 conn = self._engine.connect()
                 begin(conn, write=self._write)
                 if self._write and self._postgres:
-                    take_write_lock(conn)
+                    take_write_lock(conn, notify=True)
+                    self._notified = True
                 return conn
             except (sa.exc.OperationalError, sa.exc.InterfaceError) as exc:
                 if conn is not None:
@@ -162,8 +166,9 @@ class SqlUnitOfWork:
     def commit(self) -> None:
         assert self._conn is not None
         try:
-            if self._write and self._postgres:
-                notify_change(self._conn)
+            if self._write and self._postgres and not self._notified:
+                notify_change(self._conn)  # a second transaction of this unit of work
+            self._notified = False
             self._conn.commit()
         except sa.exc.DBAPIError as exc:
             if _is_unique_violation(exc):
@@ -171,6 +176,9 @@ class SqlUnitOfWork:
             if not _is_store_failure(exc):
                 raise
             raise _storage_error(exc) from None
+        audit_repo: AuditRepo | None = self.__dict__.get("audit")
+        if audit_repo is not None:
+            audit_repo.committed()
         events: EventRepo | None = self.__dict__.get("events")
         if events is not None and events.written:
             events.written = False

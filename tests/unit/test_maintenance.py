@@ -10,7 +10,7 @@ import pytest
 
 from core import audit
 from core.auth import Action, Principal
-from core.bootstrap import Services
+from core.bootstrap import Services, build_services
 from core.errors import (
     ConflictStateError,
     ForbiddenRoleError,
@@ -74,6 +74,28 @@ def test_the_audit_chain_links_every_entry(
     for prev, entry in zip(rows, rows[1:], strict=False):
         assert entry.prev_hash == prev.hash
     assert services.maintenance.verify_audit().ok
+
+
+def test_the_chain_stays_linear_when_another_store_handle_appends_between(
+    services: Services, admin: Principal, db: RawDb
+) -> None:
+    """Each process starts its next append from the head its last commit left, checked
+    against the store: appends by another handle (another process) in between, or the
+    newest entries deleted, make it read the head instead of forking the chain."""
+    before = db.count("audit")
+    other = build_services(services.settings)
+    try:
+        for i in range(3):
+            services.drafts.create(data=DraftIn(prompt=f"mine {i}"), actor=admin)
+            other.drafts.create(data=DraftIn(prompt=f"theirs {i}"), actor=admin)
+            other.drafts.create(data=DraftIn(prompt=f"theirs again {i}"), actor=admin)
+        db("DELETE FROM audit WHERE seq = (SELECT max(seq) FROM audit)")
+        services.drafts.create(data=DraftIn(prompt="after the delete"), actor=admin)
+    finally:
+        other.close()
+    result = services.maintenance.verify_audit()
+    assert result.ok, result.reason
+    assert db.count("audit") == before + 9
 
 
 def test_verify_names_the_first_bad_entry() -> None:

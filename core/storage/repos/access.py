@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import weakref
 from collections.abc import Iterator
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
 
 from core.models import AuditEntry, TokenInfo
 from core.storage import tables as t
@@ -14,8 +16,29 @@ from core.storage.repos.base import Repo, row_dict, seq_value
 
 __all__ = ["AuditRepo", "TokenRepo"]
 
-_INSERT_AUDIT = sa.insert(t.audit)
-_AUDIT_HEAD = sa.select(t.audit.c.seq, t.audit.c.hash).order_by(t.audit.c.seq.desc()).limit(1)
+_A = t.audit
+_INSERT_AUDIT = sa.insert(_A)
+_AUDIT_HEAD = sa.select(_A.c.seq, _A.c.hash).order_by(_A.c.seq.desc()).limit(1)
+# Append an entry only if the entry it names (``prev_seq``, ``prev_hash``) is still the head:
+# that row holds that hash and no row comes after it (both read from the primary key).
+_AUDIT_VALUES = {c.name: sa.bindparam(c.name, type_=c.type) for c in _A.c}
+_PREV_SEQ = sa.bindparam("prev_seq", type_=sa.BigInteger())
+_INSERT_AT_HEAD = (
+    sa.insert(_A)
+    .from_select(
+        list(_AUDIT_VALUES),
+        sa.select(*_AUDIT_VALUES.values()).where(
+            sa.exists().where(_A.c.seq == _PREV_SEQ, _A.c.hash == _AUDIT_VALUES["prev_hash"]),
+            ~sa.exists().where(_A.c.seq > _PREV_SEQ),
+        ),
+    )
+    .execution_options(preserve_rowcount=True)
+)  # an INSERT's rowcount is kept only if asked
+# The head each engine's last committed append left, by engine: the next append in this
+# process starts from it, checked by ``_INSERT_AT_HEAD`` instead of read first. Another
+# process's (or connection's) append since then only makes that check fail: the head is
+# read then, as without it.
+_HEADS: weakref.WeakKeyDictionary[Engine, tuple[int, str]] = weakref.WeakKeyDictionary()
 # What any addition, revocation or removal of a token changes (``last_used_at`` is left out:
 # it is bookkeeping). The registry holds a handful of rows: the scan is a few microseconds.
 _TOKEN_STAMP = sa.select(
@@ -77,17 +100,49 @@ class TokenRepo(Repo):
 
 
 class AuditRepo(Repo):
+    def __init__(self, conn: Connection) -> None:
+        super().__init__(conn)
+        # The head as this transaction knows it exactly (read, or appended here).
+        self._head: tuple[int, str] | None = None
+
     def head(self) -> tuple[int, str] | None:
         row = self.conn.execute(_AUDIT_HEAD).first()
-        return (int(row[0]), str(row[1])) if row else None
+        self._head = (int(row[0]), str(row[1])) if row else None
+        return self._head
+
+    def known_head(self) -> tuple[int, str] | None:
+        """The head this transaction knows, else the one this process's last committed
+        append left (unchecked: ``add_at_head`` checks it)."""
+        return self._head if self._head is not None else _HEADS.get(self.conn.engine)
 
     def add(self, entry: AuditEntry) -> None:
         self.conn.execute(_INSERT_AUDIT, dict(entry))  # fields are JSON-ready (see audit.record)
+        self._head = (entry.seq, entry.hash)
+
+    def add_at_head(self, entry: AuditEntry) -> bool:
+        """Append ``entry`` if the entry it follows is the head; False (nothing written)
+        if the chain moved on or is not what ``known_head`` believed."""
+        if self._head is not None:  # known in this transaction: no check needed
+            if (entry.seq - 1, entry.prev_hash) != self._head:
+                return False
+            self.add(entry)
+            return True
+        values = {**dict(entry), "prev_seq": entry.seq - 1}
+        if not self.conn.execute(_INSERT_AT_HEAD, values).rowcount:
+            return False
+        self._head = (entry.seq, entry.hash)
+        return True
+
+    def committed(self) -> None:
+        """After commit: the head this transaction left is where the next append starts."""
+        if self._head is not None:
+            _HEADS[self.conn.engine] = self._head
 
     def add_many(self, entries: list[AuditEntry]) -> None:
         """Entries already chained (``audit.record_many``), in one statement."""
         if entries:
             self.conn.execute(_INSERT_AUDIT, [dict(entry) for entry in entries])
+            self._head = (entries[-1].seq, entries[-1].hash)
 
     def iter_all(self) -> Iterator[dict[str, Any]]:
         """Raw rows in order, as stored (verification must see exactly what is on disk)."""
