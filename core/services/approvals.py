@@ -31,7 +31,7 @@ from core.pagination import check_limit, decode_cursor, encode_cursor
 from core.policy import count_have, lapse_cutoff, need_for
 from core.ports import UnitOfWork, UowFactory
 from core.review import draft_sha256, effective_scope
-from core.services.base import Service, load_config, load_plan, require
+from core.services.base import CONFIG_KEY, Service, config_of, load_config, load_plan, require
 from core.services.drafts import views
 from core.services.expiry import check_runnable, with_expired
 from core.services.quorum import approval_list
@@ -119,14 +119,15 @@ class ApprovalService(Service):
         validate_id(IdKind.DRAFT, draft_id)
         expected = expected_sha256.lower() if expected_sha256 is not None else None
         with self._uow(write=True) as uow:
-            draft: Draft = require(uow.drafts.get(draft_id), "draft", draft_id)
+            found = uow.drafts.get_to_approve(draft_id, kv_key=CONFIG_KEY)
+            draft, stored, active = require(found, "draft", draft_id)
             if expected_revision is not None and expected_revision != draft.revision:
                 raise RevisionMismatchError(
                     f"draft {draft_id} is at revision {draft.revision}, "
                     f"not {expected_revision}: review it again",
                     detail={"revision": draft.revision},
                 )
-            config = load_config(uow)
+            config = config_of(stored)
             run_now = auto_run if auto_run is not None else config.default_auto_run
             plan = load_plan(uow) if draft.task_id is not None else None
             need = (
@@ -166,7 +167,9 @@ class ApprovalService(Service):
                 chosen, agent_name = resolve_executor(
                     config=config, scope=scope, executor=executor, agent=agent
                 )
-            have, added = self._record(uow, draft, actor, note, sha=sha, config=config)
+            have, added, still_active = self._record(
+                uow, draft, actor, note, sha=sha, config=config, need=need, active=active
+            )
             count = ApprovalCount(have=have, need=need)
             if have < need:
                 if added:
@@ -174,7 +177,8 @@ class ApprovalService(Service):
                     uow.commit()
                 return ApproveResult(approved=None, run=None, approvals=count)
             approved = self._approve_in(uow, draft, actor, note, scope=scope, sha=sha, count=count)
-            uow.approvals.close_active(draft.id, status="used")
+            if still_active:  # the approvals gathered before this one are used by it
+                uow.approvals.close_active(draft.id, status="used")
             run: Run | None = None
             if run_now:
                 run = insert_run(
@@ -184,6 +188,7 @@ class ApprovalService(Service):
                     executor=chosen,
                     agent=agent_name,
                     config=config,
+                    fresh=True,
                 )
             uow.commit()
         if run is not None:
@@ -228,22 +233,28 @@ class ApprovalService(Service):
         *,
         sha: str,
         config: Config,
-    ) -> tuple[int, bool]:
-        """Record ``actor``'s approval of hash ``sha`` unless it has one that counts; the
-        approvals that count now (distinct tokens) and whether one was added."""
+        need: int,
+        active: int,
+    ) -> tuple[int, bool, bool]:
+        """Record ``actor``'s approval of hash ``sha`` unless it has one that counts
+        (``active``: how many active approvals the draft has; none are read when it has
+        none). Returns the approvals that count now (distinct tokens), whether one was added,
+        and whether active approvals remain (an approval that completes the quorum is
+        recorded as ``used`` at once)."""
         now = now_ts()
         cutoff = lapse_cutoff(config, now)
-        active = uow.approvals.active_of(draft.id)
-        mine = [(hashed, created) for _, hashed, created, key in active if key == actor.actor]
-        counts = [(who, hashed, created) for who, hashed, created, _ in active]
+        rows = uow.approvals.active_of(draft.id) if active else []
+        mine = [(hashed, created) for _, hashed, created, key in rows if key == actor.actor]
+        counts = [(who, hashed, created) for who, hashed, created, _ in rows]
         if mine and mine[0][0] == sha and mine[0][1] >= cutoff:
-            return count_have(counts, sha=sha, cutoff=cutoff), False
+            return count_have(counts, sha=sha, cutoff=cutoff), False, True
         if mine:  # lapsed, or of a hash the draft no longer has: this one replaces it
             stale = "lapsed" if mine[0][1] < cutoff else "void"
             uow.approvals.close_token(draft.id, actor.actor, status=stale)
             counts = [
-                c for c, (_, _, _, key) in zip(counts, active, strict=True) if key != actor.actor
+                c for c, (_, _, _, key) in zip(counts, rows, strict=True) if key != actor.actor
             ]
+        have = count_have([*counts, (actor.actor, sha, now)], sha=sha, cutoff=cutoff)
         uow.approvals.add(
             draft_id=draft.id,
             draft_revision=draft.revision,
@@ -252,8 +263,9 @@ class ApprovalService(Service):
             token_key=actor.actor,
             note=note,
             created_at=now,
+            status="used" if have >= need else "active",
         )
-        return count_have([*counts, (actor.actor, sha, now)], sha=sha, cutoff=cutoff), True
+        return have, True, bool(counts)
 
     @staticmethod
     def _gathered(

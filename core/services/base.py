@@ -9,7 +9,16 @@ from core.errors import InputValidationError, NotFoundError, PayloadTooLargeErro
 from core.models import MAX_CONTENT_BYTES, MAX_CONTEXT_BYTES, Config, Plan
 from core.ports import UnitOfWork, UowFactory
 
-__all__ = ["Service", "check_content", "check_context", "load_config", "load_plan", "require"]
+__all__ = [
+    "CONFIG_KEY",
+    "Service",
+    "check_content",
+    "check_context",
+    "config_of",
+    "load_config",
+    "load_plan",
+    "require",
+]
 
 T = TypeVar("T")
 
@@ -29,7 +38,11 @@ def load_plan(uow: UnitOfWork) -> Plan:
 
 
 def load_config(uow: UnitOfWork) -> Config:
-    stored = uow.kv.get(CONFIG_KEY)
+    return config_of(uow.kv.get(CONFIG_KEY))
+
+
+def config_of(stored: dict[str, Any] | None) -> Config:
+    """The config stored as ``stored`` (the defaults when none is)."""
     return Config.model_validate(stored) if stored else Config()
 
 

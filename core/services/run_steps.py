@@ -62,11 +62,14 @@ def insert_run(
     executor: Executor = "provider",
     agent: str | None = None,
     config: Config | None = None,
+    fresh: bool = False,
 ) -> Run:
     """Insert a pending run for ``approved`` inside the caller's transaction (``executor``
-    and ``agent`` as checked by ``resolve_executor``); an expired item is refused."""
+    and ``agent`` as checked by ``resolve_executor``); an expired item is refused.
+    ``fresh``: ``approved`` was created in this transaction, so no run of it can be active
+    (not looked for)."""
     check_runnable(uow, approved, config if config is not None else load_config(uow))
-    if uow.runs.active_for(approved.id) is not None:
+    if not fresh and uow.runs.active_for(approved.id) is not None:
         raise RunAlreadyActiveError(
             f"approved item {approved.id} already has a pending or running run",
             detail={"approved_id": approved.id},

@@ -38,8 +38,11 @@ _SET_STATUS = (
 
 
 class ApprovalRepo(Repo):
-    def add(self, **values: Any) -> None:
-        self.conn.execute(_INSERT, {**values, "status": _ACTIVE})
+    def add(self, *, status: str = _ACTIVE, **values: Any) -> None:
+        """Record an approval: ``active``, or ``used`` when it completes its quorum at once."""
+        if status != _ACTIVE:
+            check_approval_transition(_ACTIVE, status)
+        self.conn.execute(_INSERT, {**values, "status": status})
 
     def active_of(self, draft_id: str) -> builtins.list[tuple[str, str, str, str]]:
         """``(actor, content_sha256, created_at, token_key)`` of the draft's active approvals,

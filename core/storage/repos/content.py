@@ -28,6 +28,15 @@ _GET_APPROVED_MANY = sa.select(t.approved).where(
     t.approved.c.id.in_(sa.bindparam("ids", expanding=True))
 )
 _GET_APPROVED_BY_DRAFT = sa.select(t.approved).where(t.approved.c.draft_id == KEY)
+# What an approval reads first, in one statement: the draft, the stored config, and how many
+# active approvals the draft has (none, as a rule: then they are not read).
+_GET_DRAFT_TO_APPROVE = sa.select(
+    t.drafts,
+    sa.select(t.kv.c.value).where(t.kv.c.key == sa.bindparam("kv_key")).scalar_subquery(),
+    sa.select(sa.func.count())
+    .where(t.approvals.c.draft_id == t.drafts.c.id, t.approvals.c.status == "active")
+    .scalar_subquery(),
+).where(t.drafts.c.id == KEY)
 _APPROVED_COUNT = sa.select(t.counters.c.value).where(t.counters.c.name == "approved")
 _APPROVED_MARKER = sa.select(
     _APPROVED_COUNT.scalar_subquery(),
@@ -69,6 +78,19 @@ class DraftRepo(Repo):
     def get(self, draft_id: str) -> Draft | None:
         data = row_dict(self.conn.execute(_GET_DRAFT, {"key": draft_id}).first())
         return Draft.model_validate(data) if data else None
+
+    def get_to_approve(
+        self, draft_id: str, *, kv_key: str
+    ) -> tuple[Draft, dict[str, Any] | None, int] | None:
+        """The draft, the stored setting ``kv_key`` (the config) and the number of the
+        draft's active approvals, in one read."""
+        row = self.conn.execute(_GET_DRAFT_TO_APPROVE, {"key": draft_id, "kv_key": kv_key}).first()
+        if row is None:
+            return None
+        *fields, stored, active = row
+        data = dict(zip(row._fields[1:-2], fields[1:], strict=True))  # drop seq
+        value = dict(stored) if isinstance(stored, Mapping) else None
+        return Draft.model_validate(data), value, int(active or 0)
 
     def add(self, draft: Draft) -> None:
         self.conn.execute(_INSERT_DRAFT, draft.model_dump(mode="json"))
