@@ -188,7 +188,7 @@ class ApprovalService(Service):
                     executor=chosen,
                     agent=agent_name,
                     config=config,
-                    fresh=True,
+                    active=False,  # approved in this transaction: no run of it yet
                 )
             uow.commit()
         if run is not None:

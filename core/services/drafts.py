@@ -19,6 +19,7 @@ from core.errors import (
 from core.eventlog import emit
 from core.ids import IdKind, new_id, validate_id, validate_name
 from core.models import (
+    ApprovalCount,
     Config,
     Draft,
     DraftDiff,
@@ -30,14 +31,16 @@ from core.models import (
     EventType,
     Generation,
     Page,
+    Plan,
     Scope,
 )
 from core.pagination import check_limit, decode_cursor, encode_cursor
-from core.policy import lapse_cutoff
+from core.policy import lapse_cutoff, need_for
 from core.ports import UnitOfWork
 from core.review import draft_view
 from core.revisions import diff_revisions
 from core.services.base import (
+    PLAN_ID,
     Service,
     check_content,
     check_context,
@@ -54,6 +57,8 @@ __all__ = ["DraftService"]
 
 
 MAX_REVISION = 2**31 - 1
+# The plan as a draft of no task sees it: no task (read as an empty plan; never changed).
+NO_PLAN = Plan(id=PLAN_ID)
 
 
 def _revision_of(draft: Draft, *, by: str, at: str) -> DraftRevision:
@@ -85,6 +90,15 @@ def views(uow: UnitOfWork, drafts: list[Draft], config: Config | None = None) ->
     items = uow.approved.by_drafts(approved_ids) if approved_ids else {}
     shown = [draft_view(d, plan, items.get(d.id)) for d in drafts]
     return with_counts(uow, shown, plan, config if config is not None else load_config(uow))
+
+
+def written_view(draft: Draft, plan: Plan, config: Config) -> DraftView:
+    """The view of a draft this transaction just created, edited or rejected: none of its
+    approvals counts (it has none yet, the edit voided them, or it is rejected), so none
+    is read."""
+    view = draft_view(draft, plan)
+    view.approvals = ApprovalCount(have=0, need=need_for(config, plan, draft.task_id))
+    return view
 
 
 class DraftService(Service):
@@ -152,8 +166,10 @@ class DraftService(Service):
             error=error,
         )
         with self._uow(write=True) as uow:
-            plan = load_plan(uow)
+            # The plan matters only to a draft of a task (its check, its scope and quorum).
+            plan = load_plan(uow) if data.task_id is not None else NO_PLAN
             check_task(plan, data.task_id)
+            config = load_config(uow)
             uow.drafts.add(draft)
             record_revision(uow, draft, by=actor.actor, at=now)
             detail: dict[str, Any] = {"revision": 1, "task_id": data.task_id}
@@ -178,7 +194,7 @@ class DraftService(Service):
                 task_id=data.task_id,
                 actor=actor.actor,
             )
-            shown = views(uow, [draft])[0]
+            shown = written_view(draft, plan, config)
             uow.commit()
         return shown
 
@@ -246,7 +262,7 @@ class DraftService(Service):
                 task_id=updated.task_id,
                 actor=actor.actor,
             )
-            shown = views(uow, [updated])[0]
+            shown = written_view(updated, plan, load_config(uow))
             uow.commit()
         return shown
 
@@ -280,7 +296,7 @@ class DraftService(Service):
                 task_id=draft.task_id,
                 actor=actor.actor,
             )
-            shown = views(uow, [updated])[0]
+            shown = written_view(updated, load_plan(uow), load_config(uow))
             uow.commit()
         return shown
 

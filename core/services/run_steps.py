@@ -62,14 +62,17 @@ def insert_run(
     executor: Executor = "provider",
     agent: str | None = None,
     config: Config | None = None,
-    fresh: bool = False,
+    active: bool | None = None,
 ) -> Run:
     """Insert a pending run for ``approved`` inside the caller's transaction (``executor``
-    and ``agent`` as checked by ``resolve_executor``); an expired item is refused.
-    ``fresh``: ``approved`` was created in this transaction, so no run of it can be active
-    (not looked for)."""
+    and ``agent`` as checked by ``resolve_executor``); an expired item is refused, and so
+    is an item with a pending or running run. ``active``: whether it has one, when the
+    caller knows (read in this transaction, or the item was approved in it); None: it is
+    looked up."""
     check_runnable(uow, approved, config if config is not None else load_config(uow))
-    if not fresh and uow.runs.active_for(approved.id) is not None:
+    if active is None:
+        active = uow.runs.active_for(approved.id) is not None
+    if active:
         raise RunAlreadyActiveError(
             f"approved item {approved.id} already has a pending or running run",
             detail={"approved_id": approved.id},

@@ -18,10 +18,10 @@ from core.errors import (
 from core.events import EventBus
 from core.executors import resolve_executor
 from core.ids import IdKind, validate_id
-from core.models import Approved, EventType, Executor, LogLine, LogPage, Page, Run, RunStatus
+from core.models import EventType, Executor, LogLine, LogPage, Page, Run, RunStatus
 from core.pagination import MAX_SEQ, check_limit, decode_cursor, encode_cursor
 from core.ports import UowFactory
-from core.services.base import Service, load_config, require
+from core.services.base import CONFIG_KEY, Service, config_of, load_config, require
 from core.services.run_steps import (
     Claim,
     RunWrites,
@@ -126,10 +126,9 @@ class RunService(Service):
                     previous = uow.runs.get(run_id)
                     if previous is not None:
                         return previous, False
-            approved: Approved = require(
-                uow.approved.get(approved_id), "approved item", approved_id
-            )
-            config = load_config(uow)
+            found = uow.approved.get_to_run(approved_id, kv_key=CONFIG_KEY)
+            approved, stored, active = require(found, "approved item", approved_id)
+            config = config_of(stored)
             chosen, agent_name = resolve_executor(
                 config=config, scope=approved.scope, executor=executor, agent=agent
             )
@@ -140,6 +139,7 @@ class RunService(Service):
                 executor=chosen,
                 agent=agent_name,
                 config=config,
+                active=active,
             )
             if key_hash is not None and request_hash is not None:
                 uow.idempotency.put(

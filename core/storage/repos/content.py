@@ -9,6 +9,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from core.models import APPROVED_COMPUTED, Approved, Draft, Plan
+from core.states import RUN_ACTIVE
 from core.storage import tables as t
 from core.storage.repos.base import KEY, Repo, counted, page, row_dict
 from core.storage.repos.revisions import RevisionRepo
@@ -37,6 +38,16 @@ _GET_DRAFT_TO_APPROVE = sa.select(
     .where(t.approvals.c.draft_id == t.drafts.c.id, t.approvals.c.status == "active")
     .scalar_subquery(),
 ).where(t.drafts.c.id == KEY)
+_RUN_ACTIVE = tuple(sorted(status.value for status in RUN_ACTIVE))
+# What a run's creation reads first, in one statement: the approved item, the stored config,
+# and whether a run of it is pending or running.
+_GET_APPROVED_TO_RUN = sa.select(
+    t.approved,
+    sa.select(t.kv.c.value).where(t.kv.c.key == sa.bindparam("kv_key")).scalar_subquery(),
+    sa.exists()
+    .where(t.runs.c.approved_id == t.approved.c.id, t.runs.c.status.in_(_RUN_ACTIVE))
+    .label("active_run"),
+).where(t.approved.c.id == KEY)
 _APPROVED_COUNT = sa.select(t.counters.c.value).where(t.counters.c.name == "approved")
 _APPROVED_MARKER = sa.select(
     _APPROVED_COUNT.scalar_subquery(),
@@ -169,6 +180,20 @@ class ApprovedRepo(Repo):
     def get_by_draft(self, draft_id: str) -> Approved | None:
         data = row_dict(self.conn.execute(_GET_APPROVED_BY_DRAFT, {"key": draft_id}).first())
         return Approved.model_validate(data) if data else None
+
+    def get_to_run(
+        self, approved_id: str, *, kv_key: str
+    ) -> tuple[Approved, dict[str, Any] | None, bool] | None:
+        """The approved item, the stored setting ``kv_key`` (the config) and whether a run
+        of the item is pending or running, in one read."""
+        row = self.conn.execute(_GET_APPROVED_TO_RUN, {"key": approved_id, "kv_key": kv_key})
+        found = row.first()
+        if found is None:
+            return None
+        *fields, stored, active = found
+        data = dict(zip(found._fields[1:-2], fields[1:], strict=True))  # drop seq
+        value = dict(stored) if isinstance(stored, Mapping) else None
+        return Approved.model_validate(data), value, bool(active)
 
     def add(self, item: Approved) -> None:
         self.conn.execute(_INSERT_APPROVED, item.model_dump(mode="json", exclude=APPROVED_COMPUTED))
