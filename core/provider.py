@@ -1,29 +1,43 @@
-"""The ``openai_compat`` LLM adapter over one pooled ``httpx.AsyncClient``.
+"""The ``openai_compat`` LLM adapter: plain ``http://`` providers through the lean keep-alive
+client of ``core.lite_http`` (about a tenth of httpx's CPU per call), anything else (HTTPS,
+a proxy from the environment, a client or transport given by the caller) through one pooled
+``httpx.AsyncClient``.
 
-This is the only core module that imports httpx, and it does so on first use: processes
-that never call a provider (the MCP server) do not pay for the import. Every httpx
-exception and every failed
-HTTP answer becomes a ``ProviderError`` in ``_translate``/``_status_error``, with its text
-redacted of the api key and of bearer values before anyone stores or shows it.
+httpx is imported on first use: processes that never call a provider (the MCP server) do
+not pay for the import. Every transport failure and every failed HTTP answer becomes a
+``ProviderError`` in ``core.provider_call.Call``, with its text redacted of the api key and
+of bearer values before anyone stores or shows it.
 """
 
 from __future__ import annotations
 
 import asyncio
-import email.utils
+import functools
 import json
 import logging
 import os
-import random
 import re
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from types import ModuleType
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
-from core.errors import ProviderError
+from core import __version__
+from core.lite_http import LiteError, LitePool
 from core.models import ProviderEntry
+from core.provider_call import (
+    MAX_ERROR_BODY,
+    Answer,
+    Call,
+    answer_json,
+    api_key,
+    backoff,
+    httpx_module,
+    retry_after,
+    retryable_transport_error,
+    usage_of,
+)
 from core.redact import REDACTED, redact, redact_key
 
 if TYPE_CHECKING:
@@ -40,10 +54,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-MAX_RETRY_AFTER_S = 30.0  # a provider asking for a longer pause gets this much, then a retry
-BACKOFF_BASE_S = 0.25
-BACKOFF_CAP_S = 8.0
-MAX_ERROR_BODY = 500
 CONNECT_TIMEOUT_CAP_S = 10.0
 
 
@@ -72,97 +82,24 @@ def normalise_base_url(base_url: str) -> str:
     return urlunsplit((parts.scheme, parts.netloc, path, "", ""))
 
 
-def _api_key(entry: ProviderEntry) -> str | None:
-    """The key for ``entry``: stored, or read from the named variable now (call time)."""
-    if entry.api_key:
-        return entry.api_key
-    if entry.api_key_error:
-        raise ProviderError(entry.api_key_error, detail={"reason": "secret_key"})
-    if entry.api_key_env:
-        value = os.environ.get(entry.api_key_env)
-        if not value:
-            raise ProviderError(
-                f"environment variable {entry.api_key_env} (api_key_env) is not set",
-                detail={"api_key_env": entry.api_key_env},
-            )
-        return value
-    return None
+# Plain-HTTP calls go through ``core.lite_http`` unless one of these is set (httpx applies
+# proxies from the environment; the lean client has none).
+_PROXY_VARS = ("http_proxy", "HTTP_PROXY", "all_proxy", "ALL_PROXY")
+_LITE_HEADERS = (
+    ("Content-Type", "application/json"),
+    ("Accept", "application/json"),
+    ("User-Agent", f"ops-trigger/{__version__}"),
+)
 
 
-def _httpx() -> ModuleType:
-    import httpx  # deferred: see the module docstring
-
-    return httpx
-
-
-def _retry_after(response: httpx.Response) -> float | None:
-    """Seconds from a ``Retry-After`` header (delta seconds or an HTTP date), capped."""
-    value = response.headers.get("retry-after")
-    if not value:
+@functools.lru_cache(maxsize=256)
+def _lite_route(url: str) -> tuple[str, int, str, str] | None:
+    """(host, port, authority, target) of a plain ``http://`` URL without credentials."""
+    parts = urlsplit(url)
+    if parts.scheme != "http" or not parts.hostname or "@" in parts.netloc:
         return None
-    try:
-        seconds = float(value)
-    except ValueError:
-        try:
-            when = email.utils.parsedate_to_datetime(value)
-        except (TypeError, ValueError):
-            return None
-        seconds = when.timestamp() - time.time()
-    return min(max(seconds, 0.0), MAX_RETRY_AFTER_S)
-
-
-def _backoff(attempt: int) -> float:
-    """Exponential backoff with jitter: 0.25 s, 0.5 s, 1 s … (each times 0.5-1.0), capped."""
-    base: float = min(BACKOFF_CAP_S, BACKOFF_BASE_S * 2.0**attempt)
-    return base * random.uniform(0.5, 1.0)
-
-
-def _retryable_transport_error(exc: httpx.TransportError) -> bool:
-    # Connect errors never reached the server, so a retry cannot execute anything twice.
-    lib = _httpx()
-    return isinstance(exc, (lib.ConnectError, lib.ConnectTimeout, lib.PoolTimeout))
-
-
-class _Call:
-    """The context of one adapter call, used to phrase and redact its errors."""
-
-    def __init__(self, entry: ProviderEntry, url: str, key: str | None) -> None:
-        self.entry = entry
-        self.url = redact(url)
-        self.key = key
-        self.secrets = (key,) if key else ()
-
-    def error(self, message: str, **detail: Any) -> ProviderError:
-        text = redact(message, self.secrets)
-        return ProviderError(text, detail={k: v for k, v in detail.items() if v is not None})
-
-    def translate(self, exc: httpx.HTTPError, attempts: int) -> ProviderError:
-        """The one place where httpx exceptions become ``ProviderError``."""
-        lib = _httpx()
-        tries = f" (after {attempts} attempts)" if attempts > 1 else ""
-        if isinstance(exc, lib.TimeoutException):
-            kind = "connecting" if isinstance(exc, lib.ConnectTimeout) else "waiting"
-            return self.error(
-                f"provider timed out {kind} for {self.url} after {self.entry.timeout_s:g} s{tries}",
-                reason="timeout",
-            )
-        if isinstance(exc, lib.ConnectError):
-            return self.error(
-                f"cannot connect to the provider at {self.url}: {exc}{tries}", reason="connect"
-            )
-        return self.error(
-            f"provider request to {self.url} failed: {type(exc).__name__}: {exc}{tries}",
-            reason="transport",
-        )
-
-    def status_error(self, response: httpx.Response, attempts: int) -> ProviderError:
-        tries = f" (after {attempts} attempts)" if attempts > 1 else ""
-        body = response.text.strip().replace("\n", " ")[:MAX_ERROR_BODY]
-        return self.error(
-            f"provider answered HTTP {response.status_code} for {self.url}{tries}"
-            + (f": {body}" if body else ""),
-            status=response.status_code,
-        )
+    target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    return parts.hostname, parts.port or 80, parts.netloc, target
 
 
 class HttpxLlmProvider:
@@ -182,13 +119,15 @@ class HttpxLlmProvider:
         self._transport = transport
         self._client: httpx.AsyncClient | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._lite: LitePool | None = None
+        self._lite_loop: asyncio.AbstractEventLoop | None = None
 
     def _usable(self, loop: asyncio.AbstractEventLoop) -> bool:
         # A client's pooled connections belong to the loop that opened them.
         return self._client is not None and not self._client.is_closed and self._loop is loop
 
     def _new_client(self) -> httpx.AsyncClient:
-        lib = _httpx()
+        lib = httpx_module()
         client: httpx.AsyncClient = lib.AsyncClient(
             transport=self._transport,
             limits=lib.Limits(max_connections=512, max_keepalive_connections=64),
@@ -217,8 +156,17 @@ class HttpxLlmProvider:
             return
         self._client, self._loop = client, loop
 
+    def _lite_pool(self) -> LitePool:
+        loop = asyncio.get_running_loop()
+        if self._lite is None or self._lite_loop is not loop:
+            self._lite, self._lite_loop = LitePool(), loop
+        return self._lite
+
     async def aclose(self) -> None:
         """Close the pooled client this adapter made (a given client is the caller's)."""
+        lite, self._lite = self._lite, None
+        if lite is not None and self._lite_loop is asyncio.get_running_loop():
+            await lite.aclose()
         client, self._client = self._client, None
         if client is not None and not client.is_closed and self._loop is asyncio.get_running_loop():
             await client.aclose()
@@ -233,7 +181,7 @@ class HttpxLlmProvider:
             entry, "POST", "/chat/completions", body, retries=entry.max_retries
         )
         latency_ms = int((time.monotonic() - started) * 1000)
-        data = _json(response, call)
+        data = answer_json(response, call)
         try:
             message = data["choices"][0]["message"]
             text = message.get("content") or ""
@@ -250,7 +198,7 @@ class HttpxLlmProvider:
         return Completion(
             text=redact_key(text, call.key),
             model=redact_key(model if isinstance(model, str) and model else entry.model, call.key),
-            usage=_usage(usage, call.key),
+            usage=usage_of(usage, call.key),
             latency_ms=latency_ms,
         )
 
@@ -259,7 +207,7 @@ class HttpxLlmProvider:
         response, call = await self._request(
             entry, "GET", "/models", None, retries=entry.max_retries if retries is None else retries
         )
-        data = _json(response, call)
+        data = answer_json(response, call)
         items = data.get("data") if isinstance(data, dict) else None
         if items is None and isinstance(data, dict):
             items = data.get("models")  # some servers answer {"models": [...]}
@@ -283,39 +231,57 @@ class HttpxLlmProvider:
         body: dict[str, Any] | None,
         *,
         retries: int,
-    ) -> tuple[httpx.Response, _Call]:
+    ) -> tuple[Answer, Call]:
         """Send with retries on connect errors, 429 and 5xx; a non-2xx answer raises."""
         url = normalise_base_url(entry.base_url) + path
-        key = _api_key(entry)
-        call = _Call(entry, url, key)
-        headers = {"Accept": "application/json"}
-        if key:
-            headers["Authorization"] = f"Bearer {key}"
-        lib = _httpx()
-        timeout = lib.Timeout(entry.timeout_s, connect=min(entry.timeout_s, CONNECT_TIMEOUT_CAP_S))
-        client = self._http()
+        key = api_key(entry)
+        call = Call(entry, url, key)
+        connect_s = min(entry.timeout_s, CONNECT_TIMEOUT_CAP_S)
+        route = None
+        if self._given is None and self._transport is None:
+            route = _lite_route(url)
+            if route is not None and any(os.environ.get(name) for name in _PROXY_VARS):
+                route = None
+        send: Callable[[], Awaitable[Answer]]
+        if route is not None:
+            host, port, authority, target = route
+            headers = list(_LITE_HEADERS)
+            if key:
+                headers.append(("Authorization", f"Bearer {key}"))
+            data = None if body is None else _encode(body)
+            pool = self._lite_pool()
+            send = functools.partial(
+                pool.request, method, host, port, authority, target, headers, data,
+                timeout_s=entry.timeout_s, connect_s=connect_s,
+            )  # fmt: skip
+        else:
+            send = self._httpx_send(method, url, body, key, entry.timeout_s, connect_s)
         attempt = 0
         while True:
             attempt += 1
             try:
-                response = await client.request(
-                    method, url, json=body, headers=headers, timeout=timeout
-                )
-            except lib.TransportError as exc:
-                if _retryable_transport_error(exc) and attempt <= retries:
-                    delay = _backoff(attempt - 1)
-                    log.info(
-                        "provider connect failed (%s); retry in %.2f s", type(exc).__name__, delay
-                    )
-                    await asyncio.sleep(delay)
+                response = await send()
+            except LiteError as exc:
+                if exc.kind in ("connect", "connect_timeout") and attempt <= retries:
+                    await self._pause_after_connect_error(exc.kind, attempt)
                     continue
-                raise call.translate(exc, attempt) from None
-            except lib.HTTPError as exc:
+                raise call.lite_error(exc, attempt) from None
+            except Exception as exc:
+                lib = httpx_module()
+                if not isinstance(exc, lib.HTTPError):
+                    raise
+                if (
+                    isinstance(exc, lib.TransportError)
+                    and retryable_transport_error(exc)
+                    and attempt <= retries
+                ):
+                    await self._pause_after_connect_error(type(exc).__name__, attempt)
+                    continue
                 raise call.translate(exc, attempt) from None
             if response.status_code == 429 or response.status_code >= 500:
                 if attempt <= retries:
-                    wait = _retry_after(response)
-                    delay = wait if wait is not None else _backoff(attempt - 1)
+                    wait = retry_after(response)
+                    delay = wait if wait is not None else backoff(attempt - 1)
                     log.info(
                         "provider answered %s; retry %d/%d in %.2f s",
                         response.status_code,
@@ -329,38 +295,37 @@ class HttpxLlmProvider:
                 return response, call
             raise call.status_error(response, attempt)
 
+    @staticmethod
+    async def _pause_after_connect_error(kind: str, attempt: int) -> None:
+        delay = backoff(attempt - 1)
+        log.info("provider connect failed (%s); retry in %.2f s", kind, delay)
+        await asyncio.sleep(delay)
 
-def _usage(value: object, key: str | None = None) -> dict[str, Any] | None:
-    """Token counts from a provider's ``usage``: numbers, and one level of nested counts
-    (``prompt_tokens_details``); anything else a provider sends is dropped, not stored, and
-    so is a name that holds a piece of the key."""
-    if not isinstance(value, dict):
-        return None
+    def _httpx_send(
+        self,
+        method: str,
+        url: str,
+        body: dict[str, Any] | None,
+        key: str | None,
+        timeout_s: float,
+        connect_s: float,
+    ) -> Callable[[], Awaitable[Answer]]:
+        headers = {"Accept": "application/json"}
+        if key:
+            headers["Authorization"] = f"Bearer {key}"
+        lib = httpx_module()
+        timeout = lib.Timeout(timeout_s, connect=connect_s)
+        client = self._http()
 
-    def clean(name: object) -> bool:
-        return isinstance(name, str) and len(name) <= 64 and redact_key(name, key) == name
+        async def send() -> Answer:
+            response: httpx.Response = await client.request(
+                method, url, json=body, headers=headers, timeout=timeout
+            )
+            return response
 
-    def number(item: object) -> bool:
-        return isinstance(item, int | float) and not isinstance(item, bool)
-
-    kept: dict[str, Any] = {}
-    for name, item in list(value.items())[:32]:
-        if not clean(name):
-            continue
-        if number(item):
-            kept[name] = item
-        elif isinstance(item, dict):
-            inner = {k: v for k, v in list(item.items())[:32] if clean(k) and number(v)}
-            if inner:
-                kept[name] = inner
-    return kept
+        return send
 
 
-def _json(response: httpx.Response, call: _Call) -> Any:
-    try:
-        return response.json()
-    except (ValueError, RecursionError):  # RecursionError: nesting deeper than json allows
-        snippet = response.text.strip().replace("\n", " ")[:MAX_ERROR_BODY]
-        raise call.error(
-            f"provider answered invalid JSON: {snippet}", reason="bad_answer"
-        ) from None
+def _encode(body: dict[str, Any]) -> bytes:
+    """The request body as httpx's ``json=`` encodes it (compact, UTF-8)."""
+    return json.dumps(body, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
