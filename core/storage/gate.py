@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-import time
+from collections import deque
 
 from sqlalchemy.engine import Engine
 
@@ -20,42 +20,50 @@ class WriteGate:
     writing in a tight loop starves the others (a worker's claim waited out a whole burst
     of run creations). Queueing here in arrival order bounds each writer's wait by the
     transactions ahead of it; other processes still meet SQLite's own busy timeout.
+
+    A release hands the gate to the next writer in line and wakes that one only (each
+    waiter sleeps on a lock of its own): with twenty writers queued, a condition's
+    ``notify_all`` woke all twenty per commit to find the one whose turn it was.
     """
 
     def __init__(self) -> None:
-        self._cond = threading.Condition()
-        self._next = 0
-        self._serving = 0
-        self._abandoned: set[int] = set()
+        self._lock = threading.Lock()
+        self._held = False
+        self._queue: deque[threading.Lock] = deque()
 
     def acquire(self) -> None:
-        with self._cond:
-            ticket = self._next
-            self._next += 1
-            deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
-            try:
-                while ticket != self._serving:
-                    remaining = deadline - time.monotonic()
-                    if remaining <= 0:
-                        raise StorageError("the store is busy; try again")
-                    self._cond.wait(remaining)
-            except BaseException:
-                if ticket == self._serving:
-                    self._advance()
-                else:
-                    self._abandoned.add(ticket)
-                raise
+        with self._lock:
+            if not self._held:
+                self._held = True
+                return
+            turn = threading.Lock()
+            turn.acquire()
+            self._queue.append(turn)
+        try:
+            if turn.acquire(timeout=BUSY_TIMEOUT_MS / 1000):
+                return  # handed over by ``release``
+        except BaseException:  # interrupted while waiting: leave the line (or pass it on)
+            self._leave(turn)
+            raise
+        with self._lock:
+            if turn in self._queue:
+                self._queue.remove(turn)
+                raise StorageError("the store is busy; try again")
+        # ``release`` handed the gate over between the timeout and the lock: it is ours.
+
+    def _leave(self, turn: threading.Lock) -> None:
+        with self._lock:
+            if turn in self._queue:
+                self._queue.remove(turn)
+                return
+        self.release()  # the gate was handed to this waiter already: hand it on
 
     def release(self) -> None:
-        with self._cond:
-            self._advance()
-
-    def _advance(self) -> None:
-        self._serving += 1
-        while self._serving in self._abandoned:
-            self._abandoned.discard(self._serving)
-            self._serving += 1
-        self._cond.notify_all()
+        with self._lock:
+            if self._queue:
+                self._queue.popleft().release()  # the gate stays held, by the next in line
+            else:
+                self._held = False
 
 
 GATES: dict[str, WriteGate] = {}
