@@ -9,6 +9,9 @@ STAMP  := $(VENV)/.installed
 
 SOURCES := core gateway mcp_server prompts cli tests bench
 TYPED   := core gateway mcp_server cli
+# The suite runs in one pytest-xdist worker per core (at most 4: many tests start servers and
+# workers of their own). `make test PYTEST_ARGS=` runs it in one process.
+PYTEST_ARGS ?= -n auto --maxprocesses=4
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -21,7 +24,7 @@ run: $(STAMP)
 	$(BIN)/ops-trigger serve
 
 test: $(STAMP) browser
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # The console's browser tests drive Debian's Chromium (Playwright cannot download browsers
 # here). Installed with apt-get when missing, as root; elsewhere the tests say why they skip
@@ -47,7 +50,7 @@ lint: $(STAMP)
 	$(BIN)/mypy --strict $(TYPED)
 
 check: lint browser
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 fmt: $(STAMP)
 	$(BIN)/ruff format $(SOURCES)

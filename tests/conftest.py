@@ -75,14 +75,22 @@ def pytest_runtest_makereport(
     report: pytest.TestReport = yield
     params = getattr(getattr(item, "callspec", None), "params", {})
     if params.get("backend") == "postgresql":
-        if report.when == "call" or report.skipped:
-            _pg_outcomes[report.outcome] = _pg_outcomes.get(report.outcome, 0) + 1
+        report.user_properties.append(("backend", "postgresql"))
         if report.skipped and postgres_required():
             report.outcome = "failed"
             report.longrepr = (
                 f"PostgreSQL case skipped, but {REQUIRE_ENV} is set: {report.longrepr}"
             )
     return report
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    """Counted where the reports arrive: in the one process, or in pytest-xdist's
+    controller (the reports carry ``user_properties`` from the workers)."""
+    if ("backend", "postgresql") in report.user_properties and (
+        report.when == "call" or (report.when == "setup" and not report.passed)
+    ):
+        _pg_outcomes[report.outcome] = _pg_outcomes.get(report.outcome, 0) + 1
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:

@@ -9,11 +9,14 @@ any host, and tests never leave 127.0.0.1.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
+import pytest
 import schemathesis
 from fastapi import FastAPI
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, given
+from hypothesis import settings as run_with
 from schemathesis.checks import not_a_server_error
 from schemathesis.core.result import Ok
 from schemathesis.specs.openapi.checks import (
@@ -24,6 +27,7 @@ from schemathesis.specs.openapi.checks import (
 
 from core.auth import Principal
 from core.bootstrap import Services
+from core.config import Settings
 from core.models import DraftIn, Role
 from core.webhooks.models import WebhookIn
 from tests.integration.gateway.conftest import TOKENS
@@ -38,6 +42,16 @@ CHECKS = [
     response_schema_conformance,
 ]
 MAX_EXAMPLES = 30
+# An event stream never ends: the fuzzer reads each for this long and checks what came.
+STREAM_OPERATIONS = ("/ops/events",)
+STREAM_READ_S = 0.3
+
+
+@pytest.fixture
+def settings(settings_factory: Callable[..., Settings]) -> Settings:
+    """An idle event stream sends its keep-alive comments every 50 ms, so that the fuzzer's
+    short reads of ``GET /ops/events`` (see ``STREAM_READ_S``) see a few of them."""
+    return settings_factory(event_keepalive_s=0.05)
 
 
 def _real_ids(services: Services) -> dict[str, str]:
@@ -64,9 +78,10 @@ def _real_ids(services: Services) -> dict[str, str]:
 
 def _fuzz(operation: Any, auth: dict[str, str], **fixed: Any) -> list[int]:
     statuses: list[int] = []
+    limits = {"timeout": STREAM_READ_S} if operation.path in STREAM_OPERATIONS else {}
 
     @given(case=operation.as_strategy(**fixed))
-    @settings(
+    @run_with(
         max_examples=MAX_EXAMPLES,
         deadline=None,
         database=None,
@@ -74,7 +89,7 @@ def _fuzz(operation: Any, auth: dict[str, str], **fixed: Any) -> list[int]:
         suppress_health_check=list(HealthCheck),
     )
     def check(case: schemathesis.Case[Any]) -> None:
-        statuses.append(case.call_and_validate(headers=auth, checks=CHECKS).status_code)
+        statuses.append(case.call_and_validate(headers=auth, checks=CHECKS, **limits).status_code)
 
     check()
     return statuses
