@@ -253,6 +253,40 @@ def _row(key: str, label: str, gateway: Measure, bare: Measure, backend: str) ->
     ]
 
 
+def _read_lines(
+    runs: dict[str, list[Measure]],
+    root: Path,
+    args: argparse.Namespace,
+    backend: str,
+    page_bytes: int | None = None,
+) -> list[str]:
+    """The two GET figures (recorded) and their lines."""
+    failures = sum(m.failures for ms in runs.values() for m in ms)
+    if failures:
+        raise SystemExit(f"{failures} answers were not 200: the figures would be wrong")
+    if page_bytes is None:
+        page_bytes = (root / "drafts.json").stat().st_size
+    return [
+        f"gateway benchmark on {'PostgreSQL' if args.postgres else 'SQLite (WAL)'}: uvicorn on "
+        f"127.0.0.1, wrk -t{THREADS} -c{CONNECTIONS} -d{args.seconds:g}s, median of "
+        f"{args.rounds} alternating rounds",
+        *_row(
+            "approved_get",
+            "GET /ops/approved/{id} (bearer, registry token)",
+            _median(runs["approved_gw"]),
+            _median(runs["approved_bare"]),
+            backend,
+        ),
+        *_row(
+            "drafts_get",
+            f"GET /ops/drafts?limit=50 ({page_bytes // 1024} KB)",
+            _median(runs["drafts_gw"]),
+            _median(runs["drafts_bare"]),
+            backend,
+        ),
+    ]
+
+
 def _tokens(data_dir: Path) -> dict[str, str]:
     return {
         role: (data_dir / "tokens" / f"{role}.token").read_text().strip()
@@ -292,6 +326,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=benchlib.sized(3, 1))
     parser.add_argument("--writes", type=int, default=benchlib.sized(100, 30),
                         help="draft+approve+run cycles per round")  # fmt: skip
+    parser.add_argument("--reads-only", action="store_true",
+                        help="only the two GET figures (1 and 2)")  # fmt: skip
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is not installed: apt-get install wrk (make bench does it)")
@@ -308,7 +344,9 @@ def main() -> None:
         settings = Settings(data_dir=data_dir, database_url=db_url)
         approved_id = gs.seed(settings)
         # Enough distinct drafts for the approvals' wrk round (it stops at the last one).
-        draft_ids = gs.add_drafts(settings, benchlib.sized(20_000, 4_000))
+        draft_ids = (
+            [] if args.reads_only else gs.add_drafts(settings, benchlib.sized(20_000, 4_000))
+        )
         gs.fill_page(settings, DRAFTS_ON_PAGE)
         tokens = _tokens(data_dir)
         read_auth = {"Authorization": f"Bearer {tokens['actions']}"}
@@ -340,6 +378,9 @@ def main() -> None:
                             runs[f"{name}_gw"].append(
                                 _wrk(gw_url + path, gw_pid, args.seconds, check, read_auth)
                             )
+            if args.reads_only:
+                sys.stdout.write("\n".join(_read_lines(runs, root, args, backend)) + "\n")
+                return
             raw_count = benchlib.sized(1000, 300)
             raw_before = gs.raw_approvals_per_s(root, args.postgres, raw_count)
             with benchlib.profiled(gw_pid, f"approvals_http.{backend}"):
@@ -376,23 +417,7 @@ def main() -> None:
         baseline_cpu_us=cpu_theirs * 1e6,
     )
     lines = [
-        f"gateway benchmark on {'PostgreSQL' if args.postgres else 'SQLite (WAL)'}: uvicorn on "
-        f"127.0.0.1, wrk -t{THREADS} -c{CONNECTIONS} -d{args.seconds:g}s, median of "
-        f"{args.rounds} alternating rounds",
-        *_row(
-            "approved_get",
-            "GET /ops/approved/{id} (bearer, registry token)",
-            _median(runs["approved_gw"]),
-            _median(runs["approved_bare"]),
-            backend,
-        ),
-        *_row(
-            "drafts_get",
-            f"GET /ops/drafts?limit=50 ({page_bytes // 1024} KB)",
-            _median(runs["drafts_gw"]),
-            _median(runs["drafts_bare"]),
-            backend,
-        ),
+        *_read_lines(runs, root, args, backend, page_bytes),
         f"  approvals over HTTP, {CONNECTIONS} connections: {approvals.rate:6.0f}/s  "
         f"p99 {approvals.p99_ms:.0f} ms  server CPU {approvals.cpu_us:.0f} us/approval",
         f"    raw {driver} transactions, same statements: {raw:6.0f}/s "

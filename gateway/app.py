@@ -33,6 +33,7 @@ from gateway.offload import read
 from gateway.openapi import full_openapi
 from gateway.problems import install_problem_handlers
 from gateway.ratelimit import Limits
+from gateway.readcache import ReadCache
 from gateway.routes import include_routers
 
 __all__ = ["create_app"]
@@ -133,6 +134,7 @@ def create_app(
         stamp=built.changes.stamp,
         registry=functools.partial(read, built, built.access.registry_stamp),
     )
+    app.state.read_cache = read_cache = ReadCache(built.changes.stamp)
     app.state.client_address = ClientAddress(settings.trusted_proxy_networks)
     app.state.actions_documents = {}
     install_problem_handlers(app)
@@ -179,5 +181,5 @@ def create_app(
             ],
             max_age=600,
         )
-    app.add_middleware(RequestContextMiddleware)
+    app.add_middleware(RequestContextMiddleware, on_write=read_cache.wrote)
     return app

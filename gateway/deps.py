@@ -39,6 +39,7 @@ __all__ = [
     "parse_if_match",
     "require",
     "route_action",
+    "route_guard",
 ]
 
 BEARER_SCHEME = "bearerAuth"
@@ -163,7 +164,8 @@ def require(action: Action) -> Any:
 PrincipalDep = Annotated[Principal, require(Action.READ)]
 
 
-def _route_guard(dependant: Dependant) -> Guard | None:
+def route_guard(dependant: Dependant) -> Guard | None:
+    """The guard a route's dependencies hold, if any."""
     pending = list(dependant.dependencies)
     while pending:
         current = pending.pop()
@@ -175,7 +177,7 @@ def _route_guard(dependant: Dependant) -> Guard | None:
 
 def route_action(dependant: Dependant) -> Action | None:
     """The action a route declared through its guard, or None if it declared none."""
-    guard = _route_guard(dependant)
+    guard = route_guard(dependant)
     return guard.action if guard is not None else None
 
 
@@ -187,7 +189,7 @@ async def guard_request(request: Request) -> None:
     the error handlers call this first."""
     route = request.scope.get("route")
     dependant = getattr(route, "dependant", None)
-    guard = _route_guard(dependant) if isinstance(dependant, Dependant) else None
+    guard = route_guard(dependant) if isinstance(dependant, Dependant) else None
     if guard is None:
         return
     await guard(request)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import re
 import uuid
+from collections.abc import Callable
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -24,6 +25,7 @@ MAX_BODY_BYTES = 1024 * 1024
 REQUEST_ID_HEADER = b"x-request-id"
 _SANE_REQUEST_ID = re.compile(rb"[A-Za-z0-9._:\-]{1,128}")
 _NO_BODY_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "DELETE"})
+_SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 def _header(scope: Scope, name: bytes) -> bytes | None:
@@ -36,10 +38,12 @@ def _header(scope: Scope, name: bytes) -> bytes | None:
 class RequestContextMiddleware:
     """Give every request an id (a sane incoming ``X-Request-ID`` is kept), send it back
     on every response, and turn an unexpected exception into a 500 problem without
-    internals."""
+    internals. ``on_write`` is called as a request of any other method than GET, HEAD and
+    OPTIONS starts its answer (after what it wrote was committed)."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, on_write: Callable[[], None] | None = None) -> None:
         self.app = app
+        self.on_write = on_write
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -53,11 +57,14 @@ class RequestContextMiddleware:
         scope.setdefault("state", {})["request_id"] = request_id
         encoded = request_id.encode("ascii")
         started = False
+        on_write = self.on_write if scope.get("method") not in _SAFE_METHODS else None
 
         async def send_with_id(message: Message) -> None:
             nonlocal started
             if message["type"] == "http.response.start":
                 started = True
+                if on_write is not None:
+                    on_write()
                 headers = [(k, v) for k, v in message.get("headers", ()) if k != REQUEST_ID_HEADER]
                 headers.append((REQUEST_ID_HEADER, encoded))
                 message = {**message, "headers": headers}

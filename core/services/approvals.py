@@ -11,6 +11,7 @@ from core.errors import ConflictStateError, ForbiddenRoleError, OpsError, Revisi
 from core.eventlog import emit
 from core.events import EventBus
 from core.executors import resolve_executor
+from core.freshness import approved_until
 from core.ids import IdKind, new_id, validate_id, validate_name
 from core.models import (
     ApprovalCount,
@@ -61,10 +62,18 @@ class ApprovalService(Service):
         self._events = events
 
     def get(self, *, approved_id: str) -> Approved:
+        return self.get_until(approved_id=approved_id)[0]
+
+    def get_until(self, *, approved_id: str) -> tuple[Approved, str | None]:
+        """``get``, and until when the item reads the same while the store does not change
+        (when it becomes old enough to expire; None: as long as the store does not change)."""
         validate_id(IdKind.APPROVED, approved_id)
+        now = now_ts()  # before ``with_expired`` looks at the clock
         with self._uow() as uow:
             item = require(uow.approved.get(approved_id), "approved item", approved_id)
-            return with_expired(uow, [item], load_config(uow))[0]
+            config = load_config(uow)
+            shown = with_expired(uow, [item], config)[0]
+        return shown, approved_until([shown], config, now)
 
     def expired(self, *, item: Approved) -> bool:
         """Whether ``item`` (as read earlier, e.g. from a cache) is expired now."""

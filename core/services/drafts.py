@@ -49,7 +49,7 @@ from core.services.base import (
     load_plan,
     require,
 )
-from core.services.quorum import with_counts
+from core.services.quorum import counted
 from core.states import DRAFT_EDITABLE, check_draft_transition
 from core.timeutil import now_ts
 
@@ -83,13 +83,21 @@ def record_revision(uow: UnitOfWork, draft: Draft, *, by: str, at: str) -> None:
 def views(uow: UnitOfWork, drafts: list[Draft], config: Config | None = None) -> list[DraftView]:
     """Drafts as read: effective scope and hash (approved ones: those of their item), and
     their approvals ``{have, need}``."""
+    return views_until(uow, drafts, config)[0]
+
+
+def views_until(
+    uow: UnitOfWork, drafts: list[Draft], config: Config | None = None
+) -> tuple[list[DraftView], str | None]:
+    """``views``, and until when they hold while the store does not change (the first lapse
+    of a counted approval; None: as long as the store does not change)."""
     if not drafts:
-        return []
+        return [], None
     plan = load_plan(uow)
     approved_ids = [d.id for d in drafts if d.status is DraftStatus.APPROVED]
     items = uow.approved.by_drafts(approved_ids) if approved_ids else {}
     shown = [draft_view(d, plan, items.get(d.id)) for d in drafts]
-    return with_counts(uow, shown, plan, config if config is not None else load_config(uow))
+    return counted(uow, shown, plan, config if config is not None else load_config(uow))
 
 
 def written_view(draft: Draft, plan: Plan, config: Config) -> DraftView:
@@ -119,6 +127,21 @@ class DraftService(Service):
     ) -> Page[DraftView]:
         """A page of drafts, newest first; ``waiting``: only drafts gathering a quorum (in
         status draft, with an approval that has not lapsed)."""
+        return self.list_until(
+            status=status, task_id=task_id, limit=limit, cursor=cursor, waiting=waiting
+        )[0]
+
+    def list_until(
+        self,
+        *,
+        status: DraftStatus | None = None,
+        task_id: str | None = None,
+        limit: int | None = None,
+        cursor: str | None = None,
+        waiting: bool = False,
+    ) -> tuple[Page[DraftView], str | None]:
+        """``list``, and until when the page holds while the store does not change (see
+        ``core.freshness``; None: as long as the store does not change)."""
         if task_id is not None:
             validate_name(task_id, what="task id")
         after = decode_cursor("d", cursor)
@@ -135,8 +158,9 @@ class DraftService(Service):
                 limit=check_limit(limit),
                 waiting_since=lapse_cutoff(config, now_ts()) if waiting else None,
             )
-            shown = views(uow, items, config)
-        return Page[DraftView](items=shown, next_cursor=encode_cursor("d", last) if last else None)
+            shown, until = views_until(uow, items, config)
+        page = Page[DraftView](items=shown, next_cursor=encode_cursor("d", last) if last else None)
+        return page, until
 
     def create(
         self,

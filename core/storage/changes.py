@@ -1,7 +1,10 @@
 """How a process learns that some process committed to the store.
 
-- SQLite: ``stamp()`` is the (mtime, size, inode) of ``ops.db`` and ``ops.db-wal``; it
-  changes with every commit of any process. Nothing is pushed: callers look at the stamp.
+- SQLite: ``stamp()`` is the (mtime, size, inode) of ``ops.db`` and its ``PRAGMA
+  data_version`` as one read-only connection of its own sees it, which changes with every
+  commit of any other connection of any process (the times of the files would not do: they
+  have the clock's coarse granularity, and a WAL that restarts from its beginning keeps its
+  size). Nothing is pushed: callers look at the stamp.
 - PostgreSQL: every write transaction sends ``NOTIFY`` (see ``core.storage.postgres``); one
   listener connection per process and database (``ChangeListener``) counts them and calls
   the subscribers. While that connection is down, ``stamp()`` differs on every call, so a
@@ -19,6 +22,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from core.storage.peek import DataVersion
 from core.storage.postgres import CHANNEL, conninfo
 
 __all__ = ["ChangeListener", "FileChanges", "StoreChanges", "open_changes"]
@@ -51,18 +55,18 @@ class FileChanges(StoreChanges):
     """A SQLite file's change stamp."""
 
     def __init__(self, path: Path) -> None:
-        self._paths = (path, path.with_name(path.name + "-wal"))
+        self._path = path
+        self._version = DataVersion(path)
 
     def stamp(self) -> object:
-        stamps: list[tuple[int, int, int] | None] = []
-        for item in self._paths:
-            try:
-                st = os.stat(item)
-            except OSError:
-                stamps.append(None)
-            else:
-                stamps.append((st.st_mtime_ns, st.st_size, st.st_ino))
-        return tuple(stamps)
+        try:
+            st = os.stat(self._path)
+        except OSError:  # no file yet: no connection that would create one
+            return None
+        return (st.st_mtime_ns, st.st_size, st.st_ino, self._version.stamp())
+
+    def close(self) -> None:
+        self._version.close()
 
 
 class ChangeListener:

@@ -7,6 +7,7 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
 
+from gateway.fastread import install_fast
 from gateway.problems import problem_responses
 from gateway.routes import (
     agent,
@@ -89,3 +90,6 @@ def _add_copy(app: FastAPI, route: APIRoute, common: dict[int | str, dict[str, A
         callbacks=route.callbacks,
         openapi_extra=route.openapi_extra,
     )
+    copy = app.router.routes[-1]
+    assert isinstance(copy, APIRoute)
+    install_fast(copy)

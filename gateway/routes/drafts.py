@@ -5,9 +5,11 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query
+from starlette.requests import Request
 from starlette.responses import Response
 
 from core.auth import Action, Principal
+from core.bootstrap import Services
 from core.models import (
     ApprovalList,
     ApproveIn,
@@ -21,8 +23,10 @@ from core.models import (
     Page,
     RejectIn,
 )
+from core.pagination import MAX_LIMIT
 from core.services.drafts import MAX_REVISION
 from gateway.deps import IfMatchDep, PrincipalDep, ServicesDep, require
+from gateway.fastread import FastRead, Loaded, cached, fast
 from gateway.offload import read
 from gateway.problems import problem_responses
 from gateway.render import agree, location, render
@@ -36,7 +40,59 @@ RevisionNumber = Annotated[
 ]
 
 
+_LIST_PARAMS = frozenset({"status", "task_id", "limit", "cursor", "waiting"})
+_STATUSES = frozenset(status.value for status in DraftStatus)
+_BOOLS = {"true": True, "false": False}
+_TEXT_MAX = 64  # task_id and cursor, as declared below
+
+
+def _list_key(request: Request) -> tuple[object, ...] | None:
+    """The parameters of a plain list request; None (the FastAPI path) for anything else:
+    an unknown, repeated or empty parameter, or a value that is not plainly valid."""
+    items = request.query_params.multi_items()
+    given = dict(items)
+    if len(given) != len(items) or not given.keys() <= _LIST_PARAMS:
+        return None
+    if any(not value for value in given.values()):
+        return None
+    status = given.get("status")
+    task_id = given.get("task_id")
+    cursor = given.get("cursor")
+    limit_text = given.get("limit", "50")
+    waiting = _BOOLS.get(given.get("waiting", "false"))
+    if status is not None and status not in _STATUSES:
+        return None
+    if any(text is not None and len(text) > _TEXT_MAX for text in (task_id, cursor)):
+        return None
+    if not (limit_text.isascii() and limit_text.isdigit() and len(limit_text) <= 4):
+        return None
+    limit = int(limit_text)
+    if waiting is None or not 1 <= limit <= MAX_LIMIT:
+        return None
+    return ("drafts", status, task_id, limit, cursor, waiting)
+
+
+async def _list_answer(request: Request, principal: Principal, key: tuple[object, ...]) -> Response:
+    services: Services = request.app.state.services
+    _, status, task_id, limit, cursor, waiting = key
+
+    async def load() -> Loaded:
+        page, until = await read(
+            services,
+            services.drafts.list_until,
+            status=DraftStatus(status) if isinstance(status, str) else None,
+            task_id=task_id if isinstance(task_id, str) else None,
+            limit=limit if isinstance(limit, int) else None,
+            cursor=cursor if isinstance(cursor, str) else None,
+            waiting=waiting is True,
+        )
+        return page, until, None
+
+    return await cached(request, key, load)
+
+
 @router.get("", response_model=Page[DraftView], summary="List drafts")
+@fast(FastRead(key=_list_key, answer=_list_answer))
 async def list_drafts(
     principal: PrincipalDep,
     services: ServicesDep,
