@@ -23,10 +23,12 @@ from core.timeutil import now_ts, ts_after
 
 __all__ = [
     "Claim",
+    "RunResult",
     "RunWrites",
     "append_log_in",
     "claim_in",
     "claim_many_in",
+    "finish_in",
     "finished_in",
     "insert_run",
 ]
@@ -185,6 +187,52 @@ def claim_many_in(
     if writes is None:
         batch.flush(uow)
     return claims
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """How a worker ends one run it holds: a terminal status, and what the run gave."""
+
+    run_id: str
+    status: RunStatus
+    output: str | None = None
+    error: str | None = None
+    usage: dict[str, object] | None = None
+    log: str | None = None  # the run's last log line
+
+
+def finish_in(uow: UnitOfWork, writes: RunWrites, result: RunResult, *, worker_id: str) -> bool:
+    """End a run this worker holds inside the caller's transaction: its row at once, its
+    log line, ``run.finished`` event and audit entry added to ``writes``. False if it was
+    not (any more) this worker's: a terminal run never changes status again."""
+    if not result.status.terminal:
+        raise ValueError("finish needs a terminal status")
+    now = now_ts()
+    done = uow.runs.finish(
+        result.run_id, owner=worker_id, log_line=bool(result.log), status=result.status.value,
+        finished_at=now, output=result.output, error=result.error, usage=result.usage,
+    )  # fmt: skip
+    if done is None:
+        return False
+    run_id, status = result.run_id, result.status
+    approved_id, attempt, executor, seq = done
+    if result.log:
+        level = "error" if result.error else "info"
+        writes.log(run_id, seq, ts=now, level=level, msg=result.log)
+    writes.event(
+        EventType.RUN_FINISHED, run_id, run_id=run_id, approved_id=approved_id,
+        status=status.value, attempt=attempt, executor=executor,
+    )  # fmt: skip
+    writes.audit.append(
+        {
+            "actor": f"system:{worker_id}",
+            "action": "run.finish",
+            "target": run_id,
+            "outcome": "ok" if status is RunStatus.DONE else "error",
+            "detail": {"status": status.value},
+        }
+    )
+    return True
 
 
 @dataclass

@@ -18,16 +18,18 @@ from core.errors import (
 from core.events import EventBus
 from core.executors import resolve_executor
 from core.ids import IdKind, validate_id
-from core.models import EventType, Executor, LogLine, LogPage, Page, Run, RunStatus
+from core.models import Executor, LogLine, LogPage, Page, Run, RunStatus
 from core.pagination import MAX_SEQ, check_limit, decode_cursor, encode_cursor
 from core.ports import UowFactory
 from core.services.base import CONFIG_KEY, Service, config_of, load_config, require
 from core.services.run_steps import (
     Claim,
+    RunResult,
     RunWrites,
     append_log_in,
     claim_in,
     claim_many_in,
+    finish_in,
     finished_in,
     insert_run,
 )
@@ -289,42 +291,36 @@ class RunService(Service):
         """``finish``, and with a ``lease_s`` claim up to ``claim`` pending runs (the slots
         free after it) in the same transaction: a busy worker pays one commit per run cycle
         instead of two."""
-        if not status.terminal:
-            raise ValueError("finish needs a terminal status")
+        result = RunResult(run_id, status, output=output, error=error, usage=usage, log=log)
+        ours, claims = self.finish_many_and_claim(
+            [result], worker_id=worker_id, lease_s=lease_s, max_running=max_running, claim=claim
+        )
+        return ours[0], claims
+
+    def finish_many_and_claim(
+        self,
+        results: builtins.list[RunResult],
+        *,
+        worker_id: str,
+        lease_s: float | None,
+        max_running: int | None = None,
+        claim: int = 0,
+    ) -> tuple[builtins.list[bool], builtins.list[Claim]]:
+        """End several runs this worker holds and, with a ``lease_s``, claim up to ``claim``
+        pending runs, all in one transaction (runs that finish while the previous commit is
+        written share the next one). Per result: whether the run was still this worker's."""
         with self._uow(write=True) as uow:
-            now = now_ts()
             writes = RunWrites()
-            done = uow.runs.finish(
-                run_id, owner=worker_id, log_line=bool(log), status=status.value,
-                finished_at=now, output=output, error=error, usage=usage,
-            )  # fmt: skip
-            if done is not None:
-                approved_id, attempt, executor, seq = done
-                if log:
-                    writes.log(run_id, seq, ts=now, level="error" if error else "info", msg=log)
-                writes.event(
-                    EventType.RUN_FINISHED, run_id, run_id=run_id, approved_id=approved_id,
-                    status=status.value, attempt=attempt, executor=executor,
-                )  # fmt: skip
-                writes.audit.append(
-                    {
-                        "actor": f"system:{worker_id}",
-                        "action": "run.finish",
-                        "target": run_id,
-                        "outcome": "ok" if status is RunStatus.DONE else "error",
-                        "detail": {"status": status.value},
-                    }
-                )
+            ours = [finish_in(uow, writes, result, worker_id=worker_id) for result in results]
             claims: builtins.list[Claim] = []
             if lease_s is not None and claim > 0:
                 claims = claim_many_in(
                     uow, worker_id=worker_id, lease_s=lease_s, max_running=max_running,
                     limit=claim, writes=writes,
                 )  # fmt: skip
-            if done is not None or claims:
+            if any(ours) or claims:
                 writes.flush(uow)
                 uow.commit()
-        ours = done is not None
         return ours, claims
 
     def recover_expired(self) -> builtins.list[str]:

@@ -6,9 +6,10 @@ once when a slot is free. Runs created by other processes wake it too: with SQLi
 watches the store's files, with PostgreSQL the store's change notifications
 (``LISTEN/NOTIFY``); a short poll remains as the fallback.
 
-Per run the store sees about one small write transaction: finishing a run claims the next
-pending one in the same transaction, and a wake-up with several free slots claims for all
-of them in one transaction (not one per slot).
+Per run the store sees at most one small write transaction: finishing a run claims the next
+pending one in the same transaction, runs that end while a finish is being committed share
+the next commit (``core.worker.finisher``), and a wake-up with several free slots claims for
+all of them in one transaction (not one per slot).
 The config and the active provider are read when they change (this process's writes say so
 on the bus) and at most once per ``SETTINGS_REFRESH_S`` otherwise, not once per run.
 Every store call runs in a worker thread.
@@ -25,12 +26,13 @@ from typing import Any
 
 from anyio import to_thread
 
-from core.errors import StorageError
 from core.events import SETTINGS_CHANGED
 from core.models import Config, RunStatus
+from core.services.run_steps import RunResult
 from core.services.runs import Claim
 from core.worker.attempt import run_attempt
 from core.worker.deps import ActiveProvider, SideLoop, WorkerDeps
+from core.worker.finisher import Finisher, Pending
 from core.worker.handback import drain, hand_back
 from core.worker.job import Job, default_worker_id
 from core.worker.passes import Passes
@@ -69,6 +71,7 @@ class RunWorker:
         self._provider: ActiveProvider = None
         self._settings_read = -SETTINGS_REFRESH_S * 2  # monotonic time of the last read
         self._settings_stale = True
+        self._finisher = Finisher(self._finish_batch)
 
     # --- control -------------------------------------------------------------------------
 
@@ -346,44 +349,42 @@ class RunWorker:
         line: str | None = None,
     ) -> None:
         job.finished = True
-        values = {"status": status, "output": output, "error": error, "usage": usage, "log": line}
-        ours = False
-        for attempt in range(3):
-            try:
-                ours = await to_thread.run_sync(lambda: self._finish_then_claim(job, values))
-                break
-            except StorageError:
-                if attempt == 2:
-                    raise
-                await asyncio.sleep(0.2 * (attempt + 1))
-        if not ours:
+        result = RunResult(
+            job.run.id, status, output=output, error=error, usage=usage, log=line
+        )  # fmt: skip
+        if not await self._finisher.finish(job, result):
             log.warning(
                 "run %s was no longer held by %s; result dropped", job.run.id, self.worker_id
             )
 
-    def _finish_then_claim(self, job: Job, values: dict[str, Any]) -> bool:
-        """In a worker thread: end the run and, in the same transaction, claim the next one
-        into the slot it frees; then fill any other free slot. No round trip through the
-        event loop, and one commit per run cycle."""
+    def _finish_batch(self, batch: list[Pending]) -> list[bool]:
+        """In a worker thread: end the runs of ``batch`` and, in the same transaction,
+        claim the next runs into every slot free after them. No round trip through the event
+        loop, and one commit per batch of finishes."""
+        results = [item.result for item in batch]
         if self._stopping:
-            ours = self._runs.finish(run_id=job.run.id, worker_id=self.worker_id, **values)
-            self._release(job)
+            ours, _ = self._runs.finish_many_and_claim(
+                results, worker_id=self.worker_id, lease_s=None
+            )
+            for item in batch:
+                self._release(item.job)
             return ours
         with self._claim_lock:
             config, provider = self._current_settings()
-            # Every slot free once this run ends is filled in the same transaction.
-            free = config.max_concurrent_runs - (self._held - (0 if job.released else 1))
-            ours, claims = self._runs.finish_and_claim(
-                run_id=job.run.id,
+            # Every slot free once these runs end is filled in the same transaction.
+            ending = sum(1 for item in batch if not item.job.released)
+            free = config.max_concurrent_runs - (self._held - ending)
+            ours, claims = self._runs.finish_many_and_claim(
+                results,
                 worker_id=self.worker_id,
                 lease_s=self._lease_s if free > 0 else None,
                 max_running=config.max_concurrent_runs,
                 claim=max(free, 0),
-                **values,
             )
-            if not job.released:
-                job.released = True
-                self._held -= 1
+            for item in batch:
+                if not item.job.released:
+                    item.job.released = True
+                    self._held -= 1
             for claim in claims:
                 self._hand_over(claim, config, provider)
         # Fewer claims than free slots: nothing else was pending (or the limit across
