@@ -36,6 +36,16 @@ _SET_STATUS = (
     .values(status=sa.bindparam("new_status"))
 )
 
+_CLOSE_TOKEN = (
+    sa.update(_A)
+    .where(
+        _A.c.draft_id == sa.bindparam("where_draft"),
+        _A.c.token_key == sa.bindparam("where_token"),
+        _A.c.status == _ACTIVE,
+    )
+    .values(status=sa.bindparam("new_status"))
+)
+
 
 class ApprovalRepo(Repo):
     def add(self, *, status: str = _ACTIVE, **values: Any) -> None:
@@ -65,9 +75,7 @@ class ApprovalRepo(Repo):
         """Close one token's active approval of the draft (lapsed, or of another hash)."""
         check_approval_transition(_ACTIVE, status)
         self.conn.execute(
-            sa.update(_A)
-            .where(_A.c.draft_id == draft_id, _A.c.token_key == token_key, _A.c.status == _ACTIVE)
-            .values(status=status)
+            _CLOSE_TOKEN, {"where_draft": draft_id, "where_token": token_key, "new_status": status}
         )
 
     def counts(

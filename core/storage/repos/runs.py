@@ -276,21 +276,23 @@ class LogRepo(Repo):
         return rows[::-1]
 
 
+_I = t.idempotency
+_GET_IDEMPOTENCY = sa.select(_I.c.run_id, _I.c.request_hash).where(
+    _I.c.key_hash == KEY, _I.c.created_at >= sa.bindparam("since")
+)
+_DELETE_IDEMPOTENCY = sa.delete(_I).where(_I.c.key_hash == KEY)
+_INSERT_IDEMPOTENCY = sa.insert(_I)
+
+
 class IdempotencyRepo(Repo):
     def get(self, key_hash: str, *, since: str) -> tuple[str, str] | None:
-        stmt = sa.select(t.idempotency.c.run_id, t.idempotency.c.request_hash).where(
-            t.idempotency.c.key_hash == key_hash, t.idempotency.c.created_at >= since
-        )
-        row = self.conn.execute(stmt).first()
+        row = self.conn.execute(_GET_IDEMPOTENCY, {"key": key_hash, "since": since}).first()
         return (row[0], row[1]) if row else None
 
     def put(self, key_hash: str, *, run_id: str, request_hash: str, now: str) -> None:
-        self.conn.execute(sa.delete(t.idempotency).where(t.idempotency.c.key_hash == key_hash))
-        self.conn.execute(
-            sa.insert(t.idempotency).values(
-                key_hash=key_hash, run_id=run_id, request_hash=request_hash, created_at=now
-            )
-        )
+        self.conn.execute(_DELETE_IDEMPOTENCY, {"key": key_hash})
+        values = {"key_hash": key_hash, "run_id": run_id, "request_hash": request_hash}
+        self.conn.execute(_INSERT_IDEMPOTENCY, {**values, "created_at": now})
 
     def purge(self, *, before: str) -> int:
         stmt = sa.delete(t.idempotency).where(t.idempotency.c.created_at < before)
