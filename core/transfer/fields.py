@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from datetime import UTC, datetime
@@ -10,6 +9,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from core.canonical import json_encoder
 from core.errors import InvalidIdError
 from core.ids import IdKind, validate_id, validate_name
 from core.models import MAX_CONTENT_BYTES, MAX_CONTEXT_BYTES, MAX_PROMPT_CHARS, Scope
@@ -35,7 +35,7 @@ __all__ = [
 
 MAX_TEXT_CHARS = 64 * 1024
 # ``json.dumps`` with any option builds a new encoder per call: one for every size check.
-_encode = json.JSONEncoder(ensure_ascii=False).encode
+_encode = json_encoder()
 LEGACY_ACTOR = "legacy:unknown"
 # What ``core.timeutil.format_ts`` writes: 2026-11-24T15:04:05.123456Z.
 _CANONICAL_TS = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{6}Z")

@@ -20,6 +20,11 @@ from core.transfer.parse import RunIn
 __all__ = ["ItemWriter"]
 
 _CLEANED_DRAFTS = frozenset({DraftStatus.REJECTED, DraftStatus.ERROR})
+_REVISION_FROM_DRAFT = tuple(
+    name
+    for name in DraftRevision.model_fields
+    if name not in ("draft_id", "created_by", "created_at")
+)
 
 
 class _Order:
@@ -150,10 +155,11 @@ class ItemWriter:
         for draft, _ in drafts:
             order.saw((draft.created_at, draft.id))
         bulk = self._uow.bulk
-        bulk.insert("drafts", [draft.model_dump(mode="json") for draft, _ in drafts])
+        rows = [draft.model_dump(mode="json") for draft, _ in drafts]
+        bulk.insert("drafts", rows)
         bulk.insert(
             "draft_revisions",
-            [_revision_of(draft, by=by).model_dump(mode="json") for draft, by in drafts],
+            [_revision_of(row, by=by) for row, (_, by) in zip(rows, drafts, strict=True)],
         )
         self._counts["drafts"] += len(drafts)
 
@@ -205,18 +211,14 @@ class ItemWriter:
             order.settle(self._uow)
 
 
-def _revision_of(draft: Draft, *, by: str) -> DraftRevision:
-    return DraftRevision(
-        draft_id=draft.id,
-        revision=draft.revision,
-        prompt=draft.prompt,
-        content=draft.content,
-        context=draft.context,
-        task_id=draft.task_id,
-        scope=draft.scope,
-        created_by=by,
-        created_at=draft.updated_at,
-    )
+def _revision_of(draft: dict[str, Any], *, by: str) -> dict[str, Any]:
+    """The row of a draft's first revision (``DraftRevision``'s fields) from the draft's
+    row: its text as the draft holds it, written by ``by`` when the draft last changed."""
+    row = {name: draft[name] for name in _REVISION_FROM_DRAFT}
+    row["draft_id"] = draft["id"]
+    row["created_by"] = by
+    row["created_at"] = draft["updated_at"]
+    return row
 
 
 def _draft_of_unhashed(item: Approved) -> Draft:

@@ -16,7 +16,7 @@ from core.auth import (
     hash_token,
     required_role,
 )
-from core.canonical import HASH_VERSION, canonical_json, content_sha256
+from core.canonical import HASH_VERSION, canonical_json, content_sha256, json_encoder
 from core.errors import ConflictStateError
 from core.models import (
     MAX_PROMPT_CHARS,
@@ -97,6 +97,28 @@ def test_canonical_json_is_the_exact_contract_form() -> None:
 def _sha(body: dict[str, object]) -> str:
     text = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+@pytest.mark.parametrize("separators", [(", ", ": "), (",", ":")])
+@pytest.mark.parametrize("sort_keys", [False, True])
+def test_json_encoder_writes_what_the_standard_encoder_writes(
+    separators: tuple[str, str], sort_keys: bool
+) -> None:
+    encode = json_encoder(separators=separators, sort_keys=sort_keys)
+    standard = json.JSONEncoder(ensure_ascii=False, separators=separators, sort_keys=sort_keys)
+    values: list[object] = [
+        None,
+        True,
+        12345678901234567890,
+        0.1,
+        float("inf"),
+        'é "q" \n\u2028',
+        [],
+        {},
+        {"b": [1, 2.25, {"z": None, "a": False}], "a": "ü", "c": {"files": ["src/*"]}},
+    ]
+    for value in values:
+        assert encode(value) == standard.encode(value)
 
 
 def test_content_sha256_version_2_hashes_prompt_content_context_and_scope_as_utf8() -> None:

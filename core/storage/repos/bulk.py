@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import builtins
 import functools
-import json
 import operator
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -17,6 +16,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from core.canonical import json_encoder
 from core.storage import tables as t
 from core.storage.repos.base import Repo, seq_value
 
@@ -43,7 +43,7 @@ def _table(name: str) -> sa.Table:
 
 # JSON columns as the store keeps them: compact, and ``None`` as JSON ``null`` (as
 # SQLAlchemy's JSON type writes it).
-_encode_json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+_encode_json = json_encoder(separators=(",", ":"))
 
 
 @dataclass(frozen=True)
