@@ -309,7 +309,7 @@ class RunService(Service):
         """End several runs this worker holds and, with a ``lease_s``, claim up to ``claim``
         pending runs, all in one transaction (runs that finish while the previous commit is
         written share the next one). Per result: whether the run was still this worker's."""
-        with self._uow(write=True) as uow:
+        with self._uow(write=True, urgent=True) as uow:
             writes = RunWrites()
             ours = [finish_in(uow, writes, result, worker_id=worker_id) for result in results]
             claims: builtins.list[Claim] = []

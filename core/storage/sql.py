@@ -111,10 +111,12 @@ class SqlUnitOfWork:
         engine: Engine,
         *,
         write: bool = False,
+        urgent: bool = False,
         on_events: Callable[[], None] | None = None,
     ) -> None:
         self._engine = engine
         self._write = write
+        self._urgent = urgent  # a writer served before the others (``WriteGate``)
         self._postgres = engine.dialect.name == "postgresql"
         self._on_events = on_events
         self._conn: Connection | None = None
@@ -126,7 +128,7 @@ class SqlUnitOfWork:
 
     def __enter__(self) -> SqlUnitOfWork:
         if self._gate is not None:
-            self._gate.acquire()
+            self._gate.acquire(urgent=self._urgent)
         try:
             conn = self._open()
         except BaseException as exc:
