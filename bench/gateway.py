@@ -22,7 +22,9 @@ written in C, so the servers, not the client, are what saturate. The CPU figure 
 
 Run: ``.venv/bin/python bench/gateway.py [--postgres URL] [--seconds 5] [--rounds 3]``
 (about two minutes; ``BENCH_SCALE=small`` for a smoke run; ``BENCH_PROFILE=DIR`` samples the
-gateway with py-spy during its rounds, see ``bench/stacks.py``).
+gateway with py-spy during its rounds, see ``bench/stacks.py``). ``--reads-only``: figures 1
+and 2 only. ``BENCH_UNCACHED=1``: the gateway's read cache never hits, as when the store
+changed between any two reads (figures 1 and 2 then measure a read from the store).
 """
 
 from __future__ import annotations
@@ -119,7 +121,14 @@ def serve_gateway(data_dir: Path, port: int, database_url: str | None) -> None:
     settings = Settings(
         data_dir=data_dir, database_url=database_url, rate_limit_per_minute=BENCH_RATE_LIMIT
     )
-    _uvicorn(create_app(settings), port)
+    app = create_app(settings)
+    if os.environ.get("BENCH_UNCACHED") == "1":
+        from gateway.readcache import ReadCache
+
+        # A stamp equal to nothing: every read misses, as when the store changed since the
+        # last read (the cost of a read under a stream of writes).
+        app.state.read_cache = ReadCache(object)
+    _uvicorn(app, port)
 
 
 def serve_bare(body_dir: Path, port: int) -> None:

@@ -18,11 +18,14 @@ from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from fastapi import FastAPI
 from fastapi.routing import APIRoute
 from pydantic import BaseModel
 from starlette._exception_handler import wrap_app_handling_exceptions
+from starlette.datastructures import URLPath
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.routing import BaseRoute, Match, NoMatchFound
 from starlette.types import Receive, Scope, Send
 
 from core.auth import Principal
@@ -30,7 +33,15 @@ from gateway.deps import route_guard
 from gateway.readcache import CachedAnswer, ReadCache
 from gateway.render import render
 
-__all__ = ["FastRead", "Loaded", "cached", "fast", "install_fast"]
+__all__ = [
+    "FastRead",
+    "HotRoutes",
+    "Loaded",
+    "cached",
+    "fast",
+    "install_fast",
+    "install_hot_routes",
+]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -110,3 +121,41 @@ async def cached(
 def _response(hit: CachedAnswer) -> Response:
     headers = {"ETag": hit.etag} if hit.etag is not None else None
     return Response(content=hit.body, media_type="application/json", headers=headers)
+
+
+class HotRoutes(BaseRoute):
+    """The fast-read routes, tried before every other route of the app.
+
+    The router tries its routes in order, each a regular expression and more, and the hot
+    reads come after a dozen others; this one entry tries only theirs. It matches a request
+    exactly as its route would, and only fully (anything else, a 405 among them, is left to
+    the routes behind it, which still hold the same route). It holds no operation of its
+    own: the OpenAPI documents are built from the routes themselves."""
+
+    def __init__(self, routes: list[APIRoute]) -> None:
+        self._routes = routes
+
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        for route in self._routes:
+            match, child_scope = route.matches(scope)
+            if match is Match.FULL:
+                return match, child_scope
+        return Match.NONE, {}
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        route: APIRoute = scope["route"]
+        await route.handle(scope, receive, send)
+
+    def url_path_for(self, name: str, /, **path_params: Any) -> URLPath:
+        raise NoMatchFound(name, path_params)
+
+
+def install_hot_routes(app: FastAPI) -> None:
+    """Put ``HotRoutes`` of the app's fast-read routes first on its router."""
+    hot = [
+        route
+        for route in app.router.routes
+        if isinstance(route, APIRoute) and getattr(route.endpoint, _ATTRIBUTE, None) is not None
+    ]
+    if hot:
+        app.router.routes.insert(0, HotRoutes(hot))

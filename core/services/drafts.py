@@ -111,10 +111,16 @@ def written_view(draft: Draft, plan: Plan, config: Config) -> DraftView:
 
 class DraftService(Service):
     def get(self, *, draft_id: str) -> DraftView:
+        return self.get_until(draft_id=draft_id)[0]
+
+    def get_until(self, *, draft_id: str) -> tuple[DraftView, str | None]:
+        """``get``, and until when it holds while the store does not change (see
+        ``core.freshness``; None: as long as the store does not change)."""
         validate_id(IdKind.DRAFT, draft_id)
         with self._uow() as uow:
             draft: Draft = require(uow.drafts.get(draft_id), "draft", draft_id)
-            return views(uow, [draft])[0]
+            shown, until = views_until(uow, [draft])
+        return shown[0], until
 
     def list(
         self,

@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
 
-from gateway.fastread import install_fast
+from gateway.fastread import install_fast, install_hot_routes
 from gateway.problems import problem_responses
 from gateway.routes import (
     agent,
@@ -61,6 +61,7 @@ def include_routers(app: FastAPI) -> None:
                 _add_copy(app, route, common)
             else:
                 app.router.routes.append(route)
+    install_hot_routes(app)
 
 
 def _add_copy(app: FastAPI, route: APIRoute, common: dict[int | str, dict[str, Any]]) -> None:

@@ -118,9 +118,24 @@ async def list_drafts(
     return render(page)
 
 
+def _draft_key(request: Request) -> tuple[str, str]:
+    return ("draft", request.path_params["id"])
+
+
+async def _draft_answer(request: Request, principal: Principal, key: tuple[str, str]) -> Response:
+    services: Services = request.app.state.services
+
+    async def load() -> Loaded:
+        draft, until = await read(services, services.drafts.get_until, draft_id=key[1])
+        return draft, until, draft.revision
+
+    return await cached(request, key, load)
+
+
 @router.get(
     "/{id}", response_model=DraftView, summary="Get a draft", responses=problem_responses(404)
 )
+@fast(FastRead(key=_draft_key, answer=_draft_answer))
 async def get_draft(id: DraftId, principal: PrincipalDep, services: ServicesDep) -> Response:
     """One draft with its effective scope and content_sha256; the ETag holds its revision."""
     draft = await read(services, services.drafts.get, draft_id=id)

@@ -81,6 +81,22 @@ def test_a_write_of_this_process_is_seen_by_the_next_read(
     assert [d["status"] for d in page["items"]] == ["draft", "approved"]
 
 
+def test_a_draft_keeps_its_etag_from_the_cache_and_an_edit_is_seen(
+    client: TestClient, headers: dict[str, dict[str, str]]
+) -> None:
+    draft = create_draft(client, headers["admin"])
+    path = f"/ops/drafts/{draft['id']}"
+    first, second = (client.get(path, headers=headers["actions"]) for _ in range(2))
+    assert first.content == second.content
+    assert first.headers["etag"] == second.headers["etag"] == '"1"'
+    edited = client.put(path, json={"content": "Another text."}, headers=headers["admin"])
+    assert edited.status_code == 200, edited.text
+    after = client.get(path, headers=headers["actions"])
+    assert after.headers["etag"] == '"2"'
+    assert after.json()["content"] == "Another text."
+    assert after.json()["content_sha256"] == edited.json()["content_sha256"]
+
+
 def test_a_commit_of_another_process_is_seen(
     client: TestClient, settings: Settings, headers: dict[str, dict[str, str]]
 ) -> None:
