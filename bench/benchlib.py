@@ -208,9 +208,10 @@ def clean_env(**extra: str) -> dict[str, str]:
 
 @contextmanager
 def profiled(pid: int, name: str) -> Iterator[None]:
-    """With ``BENCH_PROFILE=DIR``: py-spy samples ``pid`` (the thread holding the GIL) into
-    DIR/NAME.txt as collapsed stacks while the block runs (``bench/stacks.py`` sums them up).
-    Without it, nothing."""
+    """With ``BENCH_PROFILE=DIR``: py-spy samples ``pid`` (the thread holding the GIL; every
+    thread with ``BENCH_PROFILE_ALL=1``: PostgreSQL's driver releases the GIL, and few samples
+    hold it) into DIR/NAME.txt as collapsed stacks while the block runs (``bench/stacks.py``
+    sums them up). Without it, nothing."""
     where = os.environ.get("BENCH_PROFILE")
     if not where:
         yield
@@ -218,6 +219,8 @@ def profiled(pid: int, name: str) -> Iterator[None]:
     Path(where).mkdir(parents=True, exist_ok=True)
     local = Path(sys.executable).with_name("py-spy")
     argv = [str(local) if local.exists() else "py-spy", "record", "--gil", "--format", "raw"]
+    if os.environ.get("BENCH_PROFILE_ALL"):
+        argv.remove("--gil")
     argv += ["--rate", "200", "-p", str(pid), "-o", str(Path(where) / f"{name}.txt")]
     spy = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     time.sleep(1.0)  # attached
