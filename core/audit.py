@@ -79,18 +79,9 @@ def record(
     detail: dict[str, Any] | None = None,
 ) -> AuditEntry:
     """Append one entry chained to the previous one, inside the caller's transaction."""
-    if outcome not in _OUTCOMES:
-        raise ValueError(f"audit outcome must be one of {_OUTCOMES}")
-    fields: dict[str, Any] = {
-        "seq": 0,
-        "ts": now_ts(),
-        "actor": actor,
-        "action": action,
-        "target": target,
-        "outcome": outcome,
-        "detail": scrub(detail or {}),
-        "prev_hash": GENESIS,
-    }
+    fields = _fields(
+        ts=now_ts(), actor=actor, action=action, target=target, outcome=outcome, detail=detail
+    )
     add_at_head = getattr(sink, "add_at_head", None)
     if add_at_head is not None:
         known: tuple[int, str] | None = sink.known_head()  # type: ignore[attr-defined]
@@ -103,10 +94,34 @@ def record(
     return entry
 
 
+def _fields(
+    *,
+    ts: str,
+    actor: str,
+    action: str,
+    target: str | None = None,
+    outcome: str = "ok",
+    detail: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """An entry's fields before it is chained (``_entry`` sets ``seq`` and ``prev_hash``)."""
+    if outcome not in _OUTCOMES:
+        raise ValueError(f"audit outcome must be one of {_OUTCOMES}")
+    return {
+        "seq": 0,
+        "ts": ts,
+        "actor": actor,
+        "action": action,
+        "target": target,
+        "outcome": outcome,
+        "detail": scrub(detail or {}),
+        "prev_hash": GENESIS,
+    }
+
+
 def _entry(fields: dict[str, Any], head: tuple[int, str] | None) -> AuditEntry:
     """The entry of ``fields`` chained after ``head`` (None: the first of the chain)."""
     fields["seq"], fields["prev_hash"] = (head[0] + 1, head[1]) if head else (1, GENESIS)
-    # Every field is built by ``record``, so there is nothing to validate: skip pydantic's pass.
+    # Every field is built by ``_fields``, so there is nothing to validate: skip pydantic's pass.
     return AuditEntry.model_construct(**fields, hash=entry_hash(fields))
 
 
@@ -119,26 +134,12 @@ def record_many(sink: AuditBatchSink, entries: Iterable[dict[str, Any]]) -> list
     if not specs:
         return []
     head = sink.head()
-    seq, prev = (head[0], head[1]) if head else (0, GENESIS)
     ts = now_ts()
     chained: list[AuditEntry] = []
     for spec in specs:
-        outcome = spec.get("outcome", "ok")
-        if outcome not in _OUTCOMES:
-            raise ValueError(f"audit outcome must be one of {_OUTCOMES}")
-        seq += 1
-        fields: dict[str, Any] = {
-            "seq": seq,
-            "ts": ts,
-            "actor": spec["actor"],
-            "action": spec["action"],
-            "target": spec.get("target"),
-            "outcome": outcome,
-            "detail": scrub(spec.get("detail") or {}),
-            "prev_hash": prev,
-        }
-        prev = entry_hash(fields)
-        chained.append(AuditEntry.model_construct(**fields, hash=prev))
+        entry = _entry(_fields(ts=ts, **spec), head)
+        head = (entry.seq, entry.hash)
+        chained.append(entry)
     sink.add_many(chained)
     return chained
 

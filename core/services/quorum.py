@@ -18,7 +18,7 @@ from core.policy import approval_expires_at, count_have, lapse_cutoff, need_for
 from core.ports import UnitOfWork
 from core.timeutil import now_ts
 
-__all__ = ["MAX_LISTED", "approval_list", "counted", "with_counts"]
+__all__ = ["MAX_LISTED", "approval_list", "counted"]
 
 # Approvals listed per draft (a quorum is at most 6; edits and lapses add void/lapsed rows).
 MAX_LISTED = 200
@@ -26,19 +26,12 @@ MAX_LISTED = 200
 _OPEN = (DraftStatus.DRAFT, DraftStatus.ERROR)
 
 
-def with_counts(
-    uow: UnitOfWork, shown: list[DraftView], plan: Plan, config: Config
-) -> list[DraftView]:
-    """``shown`` (views built for this read) with ``approvals`` filled in, in place: one query
-    for every open draft of the page."""
-    return counted(uow, shown, plan, config)[0]
-
-
 def counted(
     uow: UnitOfWork, shown: list[DraftView], plan: Plan, config: Config
 ) -> tuple[list[DraftView], str | None]:
-    """``with_counts``, and when the first approval it counted lapses (the counts hold until
-    then unless the store changes; None: no approval to lapse)."""
+    """``shown`` (views built for this read) with ``approvals`` filled in, in place: one query
+    for every open draft of the page; and when the first approval it counted lapses (the
+    counts hold until then unless the store changes; None: no approval to lapse)."""
     cutoff = lapse_cutoff(config, now_ts())
     open_ids = [view.id for view in shown if view.status in _OPEN]
     records = uow.approvals.counts(open_ids, since=cutoff) if open_ids else {}

@@ -85,6 +85,14 @@ class KvRepo(Repo):
             self.conn.execute(sa.insert(t.kv).values(key=key, value=value, updated_at=now))
 
 
+def _with_setting(row: sa.Row[Any]) -> tuple[dict[str, Any], dict[str, Any] | None, Any]:
+    """A row of ``_GET_DRAFT_TO_APPROVE`` or ``_GET_APPROVED_TO_RUN``: the item's columns
+    (without ``seq``), the stored setting, and the last column as it came."""
+    *fields, stored, last = tuple(row)
+    data = dict(zip(row._fields[1:-2], fields[1:], strict=True))  # drop seq
+    return data, dict(stored) if isinstance(stored, Mapping) else None, last
+
+
 class DraftRepo(Repo):
     def get(self, draft_id: str) -> Draft | None:
         data = row_dict(self.conn.execute(_GET_DRAFT, {"key": draft_id}).first())
@@ -98,9 +106,7 @@ class DraftRepo(Repo):
         row = self.conn.execute(_GET_DRAFT_TO_APPROVE, {"key": draft_id, "kv_key": kv_key}).first()
         if row is None:
             return None
-        *fields, stored, active = row
-        data = dict(zip(row._fields[1:-2], fields[1:], strict=True))  # drop seq
-        value = dict(stored) if isinstance(stored, Mapping) else None
+        data, value, active = _with_setting(row)
         return Draft.model_validate(data), value, int(active or 0)
 
     def add(self, draft: Draft) -> None:
@@ -186,13 +192,12 @@ class ApprovedRepo(Repo):
     ) -> tuple[Approved, dict[str, Any] | None, bool] | None:
         """The approved item, the stored setting ``kv_key`` (the config) and whether a run
         of the item is pending or running, in one read."""
-        row = self.conn.execute(_GET_APPROVED_TO_RUN, {"key": approved_id, "kv_key": kv_key})
-        found = row.first()
-        if found is None:
+        row = self.conn.execute(
+            _GET_APPROVED_TO_RUN, {"key": approved_id, "kv_key": kv_key}
+        ).first()
+        if row is None:
             return None
-        *fields, stored, active = found
-        data = dict(zip(found._fields[1:-2], fields[1:], strict=True))  # drop seq
-        value = dict(stored) if isinstance(stored, Mapping) else None
+        data, value, active = _with_setting(row)
         return Approved.model_validate(data), value, bool(active)
 
     def add(self, item: Approved) -> None:
